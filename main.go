@@ -1,0 +1,207 @@
+// Command crmgate is an identity-aware reverse proxy that enforces a CRM's
+// access policy: it authenticates users with OpenID Connect, classifies each
+// request as CRM module + record + action, decides with Rego, and redacts
+// and filters what the CRM returns.
+//
+// main is the composition root: it parses the command line, loads the
+// configuration, and hands everything to proxy/app.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/crmgate/crmgate/config"
+	"github.com/crmgate/crmgate/policy"
+	"github.com/crmgate/crmgate/proxy/app"
+	"github.com/crmgate/crmgate/proxy/demo"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+const usage = `crmgate — identity-aware reverse proxy for CRMs
+
+Usage:
+  crmgate serve   --config FILE    run the proxy
+  crmgate check   --config FILE    validate config, compile the policy, run its tests
+  crmgate demo    [--listen ADDR]  run a self-contained demo (demo CRM, demo IdP, reference policy)
+  crmgate version                  print the version
+
+Run "crmgate COMMAND --help" for a command's flags.
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run returns the process exit code: 0 ok, 1 failure, 2 usage error.
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var err error
+	switch args[0] {
+	case "serve":
+		err = cmdServe(ctx, args[1:], stderr)
+	case "check":
+		err = cmdCheck(ctx, args[1:], stdout, stderr)
+	case "demo":
+		err = cmdDemo(ctx, args[1:], stdout, stderr)
+	case "version":
+		fmt.Fprintln(stdout, "crmgate", version)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+	default:
+		fmt.Fprintf(stderr, "crmgate: unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.Is(err, errUsage):
+		return 2
+	default:
+		fmt.Fprintf(stderr, "crmgate %s: %v\n", args[0], err)
+		return 1
+	}
+}
+
+var errUsage = errors.New("usage")
+
+func newFlags(name, synopsis string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: crmgate %s\n\nFlags:\n", synopsis)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+func parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return errUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(fs.Output(), "unexpected argument %q\n", fs.Arg(0))
+		fs.Usage()
+		return errUsage
+	}
+	return nil
+}
+
+func loadConfig(fs *flag.FlagSet, path string) (*config.Config, error) {
+	if path == "" {
+		fmt.Fprintln(fs.Output(), "--config is required")
+		fs.Usage()
+		return nil, errUsage
+	}
+	return config.Load(path)
+}
+
+func newLogger(stderr io.Writer) *zap.Logger {
+	cfg := zap.NewProductionEncoderConfig()
+	cfg.TimeKey = "ts"
+	return zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(cfg), zapcore.Lock(zapcore.AddSync(stderr)), zap.InfoLevel))
+}
+
+func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
+	fs := newFlags("serve", "serve --config FILE", stderr)
+	cfgPath := fs.String("config", "", "configuration file (YAML)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	cfg, err := loadConfig(fs, *cfgPath)
+	if err != nil {
+		return err
+	}
+	log := newLogger(stderr)
+	defer func() { _ = log.Sync() }()
+	a, err := app.Build(ctx, cfg, app.Deps{Logger: log, Version: version})
+	if err != nil {
+		return err
+	}
+	mainLn, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", cfg.Listen, err)
+	}
+	adminLn, err := net.Listen("tcp", cfg.AdminListen)
+	if err != nil {
+		mainLn.Close()
+		return fmt.Errorf("admin listen %s: %w", cfg.AdminListen, err)
+	}
+	log.Info("crmgate serving", zap.String("listen", mainLn.Addr().String()), zap.String("admin", adminLn.Addr().String()),
+		zap.String("profile", cfg.CRM.Profile), zap.String("policy_revision", a.Policy.Revision()))
+	return a.Serve(ctx, mainLn, adminLn)
+}
+
+func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("check", "check --config FILE", stderr)
+	cfgPath := fs.String("config", "", "configuration file (YAML)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	cfg, err := loadConfig(fs, *cfgPath)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "config %s: ok\n", *cfgPath)
+	src := policy.Source{Paths: cfg.Policy.Paths}
+	engine, err := policy.Load(ctx, policy.Options{Source: src, Package: cfg.Policy.Package})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "policy: compiled, revision %s\n", engine.Revision())
+	for _, w := range engine.Warnings() {
+		fmt.Fprintf(stdout, "warning: %s\n", w)
+	}
+	results, err := policy.Test(ctx, src)
+	if err != nil {
+		return err
+	}
+	failed := 0
+	for _, r := range results {
+		if !r.Pass {
+			failed++
+			fmt.Fprintf(stdout, "FAIL %s.%s\n", r.Package, r.Name)
+			if r.Err != nil {
+				fmt.Fprintf(stdout, "  %v\n", r.Err)
+			}
+		}
+	}
+	fmt.Fprintf(stdout, "policy tests: %d passed, %d failed\n", len(results)-failed, failed)
+	if failed > 0 {
+		return fmt.Errorf("%d policy test(s) failed", failed)
+	}
+	return nil
+}
+
+func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("demo", "demo [--listen ADDR]", stderr)
+	listen := fs.String("listen", "127.0.0.1:8080", "address of the demo proxy (loopback only)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	log := newLogger(stderr)
+	defer func() { _ = log.Sync() }()
+	return demo.Run(ctx, demo.Options{Listen: *listen, Out: stdout, Logger: log, Version: version})
+}

@@ -1,0 +1,264 @@
+// Package demo runs crmgate on embedded defaults with nothing to install: a
+// SuiteCRM-shaped demo CRM with department-store data, a demo OpenID issuer
+// that mints tokens for five personas, the reference policy from rego/, and
+// the proxy, all on loopback. Demo identities exist only here.
+package demo
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/crmgate/crmgate/config"
+	"github.com/crmgate/crmgate/proxy/app"
+	"github.com/crmgate/crmgate/proxy/emulator"
+	"github.com/crmgate/crmgate/proxy/issuer"
+	refpolicy "github.com/crmgate/crmgate/rego"
+)
+
+// Options configure the demo.
+type Options struct {
+	// Listen is the proxy's address; it must be a loopback address.
+	Listen  string
+	Out     io.Writer
+	Logger  *zap.Logger
+	Version string
+	// DecisionLog receives decision-log lines (default stderr).
+	DecisionLog zapcore.WriteSyncer
+	// Ready, when set, receives the running demo once it serves (tests).
+	Ready func(*Env)
+}
+
+// Persona is a demo user with a ready-made bearer token.
+type Persona struct {
+	Name   string
+	Who    string
+	Claims map[string]any
+	Token  string
+}
+
+// Env is a running demo.
+type Env struct {
+	ProxyURL  string
+	AdminURL  string
+	AdminKey  string
+	CRMURL    string
+	Personas  []Persona
+	Dataset   *emulator.Dataset
+	issuerURL string
+}
+
+// Audience is the audience demo tokens carry.
+const Audience = "crmgate-demo"
+
+// Personas are the department store's five kinds of user, plus the admin
+// without MFA to show step-up.
+func personas() []Persona {
+	return []Persona{
+		{Name: "pat", Who: "portal customer (account acc-1)", Claims: map[string]any{
+			"sub": "pat", "name": "Pat Customer", "email": "pat@customer.example", "roles": []string{"customer"},
+			"account_id": "acc-1", "contact_id": "c-1", "amr": []string{"pwd"}}},
+		{Name: "alice", Who: "sales, team store-12", Claims: map[string]any{
+			"sub": "alice", "name": "Alice Sales", "email": "alice@shop.example", "roles": []string{"sales"},
+			"teams": []string{"store-12"}, "crm_user_id": "u-sales1", "amr": []string{"pwd"}}},
+		{Name: "morgan", Who: "line manager of store-12", Claims: map[string]any{
+			"sub": "morgan", "name": "Morgan Lee", "email": "morgan@shop.example", "roles": []string{"line_manager"},
+			"teams": []string{"store-12"}, "crm_user_id": "u-mgr", "amr": []string{"pwd", "otp"}}},
+		{Name: "ivan", Who: "inventory manager", Claims: map[string]any{
+			"sub": "ivan", "name": "Ivan Stock", "email": "ivan@shop.example", "roles": []string{"inventory_manager"},
+			"crm_user_id": "u-inv", "amr": []string{"pwd"}}},
+		{Name: "sam", Who: "senior admin, signed in with MFA", Claims: map[string]any{
+			"sub": "sam", "name": "Sam Admin", "email": "sam@shop.example", "roles": []string{"admin"},
+			"crm_user_id": "u-admin", "amr": []string{"pwd", "otp"}}},
+		{Name: "sam-nomfa", Who: "senior admin, password only", Claims: map[string]any{
+			"sub": "sam", "name": "Sam Admin", "email": "sam@shop.example", "roles": []string{"admin"},
+			"crm_user_id": "u-admin", "amr": []string{"pwd"}}},
+	}
+}
+
+// Config returns the demo's configuration: the embedded defaults with the
+// demo issuer, the demo CRM and loopback listeners.
+func Config(listen, adminListen, crmURL, issuerURL, adminToken, clientSecret string) *config.Config {
+	c := config.Default()
+	c.Listen = listen
+	c.AdminListen = adminListen
+	c.PublicURL = "http://" + listen
+	c.Upstream.URL = crmURL
+	c.Upstream.Auth = config.UpstreamAuth{Type: "oauth2_client_credentials", TokenURL: crmURL + "/Api/access_token",
+		ClientID: "crmgate", ClientSecret: clientSecret}
+	c.CRM.Profile = "suitecrm8"
+	c.Identity.Bearer = config.Bearer{Enabled: true, Issuer: issuerURL, Audiences: []string{Audience}}
+	c.Identity.Claims.Attributes = map[string]string{"crm_user_id": "crm_user_id", "account_id": "account_id", "contact_id": "contact_id"}
+	c.Identity.MFA.AMR = []string{"otp", "mfa", "hwk"}
+	c.Identity.MFA.StepUpACR = "urn:crmgate:acr:mfa"
+	c.Policy.Paths = []string{"embedded:rego"}
+	c.Metrics.Roles = []string{"customer", "sales", "line_manager", "inventory_manager", "admin"}
+	c.Admin.Token = adminToken
+	config.ApplyDefaults(c)
+	return c
+}
+
+// Run starts the demo and serves until ctx ends.
+func Run(ctx context.Context, o Options) error {
+	if err := loopbackOnly(o.Listen); err != nil {
+		return err
+	}
+	log := o.Logger
+	if log == nil {
+		log = zap.NewNop()
+	}
+	out := o.Out
+	if out == nil {
+		out = io.Discard
+	}
+	dlog := o.DecisionLog
+	if dlog == nil {
+		dlog = zapcore.Lock(os.Stderr)
+	}
+
+	clientSecret := randomHex(16)
+	ds := emulator.DepartmentStore()
+	crmLn, crmSrv, err := serveLoopback(emulator.NewSuiteCRM(ds, emulator.SuiteOptions{ClientID: "crmgate", ClientSecret: clientSecret}))
+	if err != nil {
+		return err
+	}
+	defer crmSrv.Close()
+
+	idpLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return fmt.Errorf("demo issuer: %w", err)
+	}
+	iss, err := issuer.New("http://" + idpLn.Addr().String())
+	if err != nil {
+		idpLn.Close()
+		return fmt.Errorf("demo issuer: %w", err)
+	}
+	idpSrv := &http.Server{Handler: iss.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = idpSrv.Serve(idpLn) }()
+	defer idpSrv.Close()
+
+	mainLn, err := net.Listen("tcp", o.Listen)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", o.Listen, err)
+	}
+	adminLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		mainLn.Close()
+		return fmt.Errorf("admin listen: %w", err)
+	}
+	adminToken := randomHex(16)
+	cfg := Config(mainLn.Addr().String(), adminLn.Addr().String(), "http://"+crmLn.Addr().String(), iss.URL(), adminToken, clientSecret)
+	if err := cfg.Validate(); err != nil {
+		mainLn.Close()
+		adminLn.Close()
+		return fmt.Errorf("demo config: %w", err)
+	}
+	a, err := app.Build(ctx, cfg, app.Deps{Logger: log, PolicyFS: refpolicy.FS, DecisionLogWriter: dlog, Version: o.Version})
+	if err != nil {
+		mainLn.Close()
+		adminLn.Close()
+		return err
+	}
+
+	env := &Env{ProxyURL: "http://" + mainLn.Addr().String(), AdminURL: "http://" + adminLn.Addr().String(),
+		AdminKey: adminToken, CRMURL: "http://" + crmLn.Addr().String(), Dataset: ds, issuerURL: iss.URL()}
+	for _, p := range personas() {
+		claims := map[string]any{"aud": Audience}
+		for k, v := range p.Claims {
+			claims[k] = v
+		}
+		tok, err := iss.Mint(claims, 8*time.Hour)
+		if err != nil {
+			mainLn.Close()
+			adminLn.Close()
+			return fmt.Errorf("mint demo token: %w", err)
+		}
+		p.Token = tok
+		env.Personas = append(env.Personas, p)
+	}
+	printIntro(out, env)
+	if o.Ready != nil {
+		o.Ready(env)
+	}
+	return a.Serve(ctx, mainLn, adminLn)
+}
+
+// Commands are the demo's suggested requests: persona, what it shows, method, path.
+var Commands = []struct{ Persona, Shows, Method, Path string }{
+	{"pat", "a customer lists accounts", "GET", "/Api/V8/module/Accounts"},
+	{"pat", "a customer cannot read personnel records (403)", "GET", "/Api/V8/module/Employees"},
+	{"alice", "sales lists accounts", "GET", "/Api/V8/module/Accounts"},
+	{"alice", "sales reads a product (buy price hidden)", "GET", "/Api/V8/module/AOS_Products/p-1"},
+	{"alice", "sales cannot list personnel (403)", "GET", "/Api/V8/module/Employees"},
+	{"morgan", "a line manager reads personnel", "GET", "/Api/V8/module/Employees"},
+	{"ivan", "inventory sees buy prices", "GET", "/Api/V8/module/AOS_Products/p-1"},
+	{"ivan", "inventory cannot read customers (403)", "GET", "/Api/V8/module/Accounts"},
+	{"sam", "an admin with MFA reads personnel", "GET", "/Api/V8/module/Employees"},
+	{"sam-nomfa", "an admin without MFA is stepped up (401, RFC 9470)", "GET", "/Api/V8/module/Employees"},
+}
+
+func printIntro(w io.Writer, env *Env) {
+	fmt.Fprintf(w, "crmgate demo is running.\n\n  proxy:      %s  (in front of a demo SuiteCRM V8 API)\n  admin:      %s/metrics  (Authorization: Bearer %s)\n  demo CRM:   %s  (needs crmgate's own OAuth2 credentials)\n\n",
+		env.ProxyURL, env.AdminURL, env.AdminKey, env.CRMURL)
+	fmt.Fprintln(w, "Personas (tokens valid 8 hours):")
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	for _, p := range env.Personas {
+		fmt.Fprintf(tw, "  %s\t%s\n", p.Name, p.Who)
+	}
+	_ = tw.Flush()
+	fmt.Fprintln(w, "\nPaste these (each sets its token first); decisions are logged to stderr:")
+	tokens := map[string]string{}
+	for _, p := range env.Personas {
+		tokens[p.Name] = p.Token
+	}
+	for _, c := range Commands {
+		fmt.Fprintf(w, "\n# %s: %s\n", c.Persona, c.Shows)
+		fmt.Fprintf(w, "curl -s -X %s -H 'Authorization: Bearer %s' '%s%s'; echo\n", c.Method, tokens[c.Persona], env.ProxyURL, c.Path)
+	}
+	fmt.Fprintln(w, "\nPress Ctrl-C to stop.")
+}
+
+func loopbackOnly(addr string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("demo listen %q: %w", addr, err)
+	}
+	if strings.EqualFold(host, "localhost") {
+		return nil
+	}
+	ip := net.ParseIP(host)
+	if ip == nil || !ip.IsLoopback() {
+		return errors.New("demo listen: the demo binds to loopback only (its identities are public)")
+	}
+	return nil
+}
+
+func serveLoopback(h http.Handler) (net.Listener, *http.Server, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, nil, fmt.Errorf("demo crm: %w", err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	return ln, srv, nil
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic(err) // crypto/rand never fails on supported platforms
+	}
+	return hex.EncodeToString(b)
+}

@@ -1,0 +1,232 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"net/http/httputil"
+	"time"
+
+	"github.com/crmgate/crmgate/policy"
+	"github.com/crmgate/crmgate/proxy/audit"
+	"github.com/crmgate/crmgate/proxy/profile"
+)
+
+// exchange is the state of one request as it moves through the pipeline.
+type exchange struct {
+	w          *statusWriter
+	r          *http.Request
+	start      time.Time
+	id         string
+	decisionID string
+
+	match    profile.Match
+	input    policy.Input
+	body     []byte // request body read for writes; nil when not read
+	decided  bool
+	decision policy.Decision
+
+	credName       string // crmgate's own upstream credential header
+	credValue      string
+	upstreamStart  time.Time
+	upstreamStatus int
+	upstreamErr    error
+
+	recordsReturned int
+	recordsFiltered int
+	fieldsRedacted  int
+	recordIDs       []string
+
+	outcome string
+	reason  string
+	problem *Problem
+	logged  bool
+	h       *Handler
+}
+
+func (h *Handler) begin(w http.ResponseWriter, r *http.Request) *exchange {
+	return &exchange{
+		w:          &statusWriter{ResponseWriter: w},
+		r:          r,
+		start:      h.o.Now(),
+		id:         newID(),
+		decisionID: newID(),
+		h:          h,
+	}
+}
+
+type exchangeKey struct{}
+
+func withExchange(ctx context.Context, x *exchange) context.Context {
+	return context.WithValue(ctx, exchangeKey{}, x)
+}
+
+func exchangeFrom(ctx context.Context) *exchange {
+	x, _ := ctx.Value(exchangeKey{}).(*exchange)
+	return x
+}
+
+// rewrite builds the upstream request from scratch: the canonical path that
+// was classified (never the client's spelling), crmgate's own credential,
+// and only allow-listed client headers.
+func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
+	x := exchangeFrom(pr.In.Context())
+	out := pr.Out
+	target := h.o.Upstream.URL
+	path := pr.In.URL.Path
+	if x != nil && x.match.Path != "" {
+		path = x.match.Path
+	}
+	out.URL.Scheme = target.Scheme
+	out.URL.Host = target.Host
+	out.URL.Path = joinPath(target.Path, path)
+	out.URL.RawPath = ""
+	out.URL.RawQuery = pr.In.URL.RawQuery
+	out.Host = target.Host
+
+	in := pr.In.Header
+	out.Header = make(http.Header, len(forwardHeaders)+4)
+	for _, k := range forwardHeaders {
+		if v, ok := in[k]; ok {
+			out.Header[k] = append([]string(nil), v...)
+		}
+	}
+	pr.SetXForwarded()
+	if x != nil {
+		out.Header.Set("X-Request-Id", x.id)
+		if x.body != nil {
+			body := x.body
+			out.Body = io.NopCloser(bytes.NewReader(body))
+			out.ContentLength = int64(len(body))
+			out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+		} else {
+			out.Body = http.NoBody
+			out.ContentLength = 0
+		}
+		out.Header.Del("Transfer-Encoding")
+		out.TransferEncoding = nil
+	}
+	// Only identity encoding comes back, so the response can be inspected.
+	out.Header.Set("Accept-Encoding", "identity")
+	if x != nil && x.credName != "" {
+		out.Header.Set(x.credName, x.credValue)
+	}
+}
+
+// modifyResponse inspects the CRM's answer before it reaches the client.
+func (h *Handler) modifyResponse(res *http.Response) error {
+	x := exchangeFrom(res.Request.Context())
+	if x == nil {
+		return nil
+	}
+	x.upstreamStatus = res.StatusCode
+	h.o.Metrics.ObserveUpstream(x.match.Module, res.StatusCode, nil, h.o.Now().Sub(x.upstreamStart))
+	// CRM cookies and its own auth challenges are for crmgate's credential,
+	// not for the client.
+	res.Header.Del("Set-Cookie")
+	res.Header.Del("WWW-Authenticate")
+	return nil
+}
+
+// upstreamError records a transport failure; finish turns it into a 502/504.
+func (h *Handler) upstreamError(_ http.ResponseWriter, r *http.Request, err error) {
+	x := exchangeFrom(r.Context())
+	if x == nil {
+		return
+	}
+	if x.upstreamErr == nil {
+		h.o.Metrics.ObserveUpstream(x.match.Module, 0, err, h.o.Now().Sub(x.upstreamStart))
+		x.upstreamErr = upstreamErrorProblem(err)
+	}
+}
+
+// record emits the decision-log event and the metrics for the exchange,
+// exactly once.
+func (h *Handler) record(x *exchange) {
+	if x.logged {
+		return
+	}
+	x.logged = true
+	elapsed := h.o.Now().Sub(x.start)
+	status := x.w.status
+	if status == 0 {
+		status = http.StatusOK
+	}
+	m := h.o.Metrics
+	var roles []string
+	subjectID := ""
+	if x.input.Subject != nil {
+		roles = x.input.Subject.Roles
+		subjectID = x.input.Subject.ID
+	}
+	if x.decided {
+		m.ObserveDecision(x.match.Module, x.match.Action, x.outcome, roles, x.decision.Duration)
+	} else {
+		m.ObserveDecision(x.match.Module, x.match.Action, x.outcome, roles, 0)
+	}
+	m.ObserveRequest(x.match.Module, x.outcome, elapsed)
+
+	ev := &audit.Event{
+		DecisionID: x.decisionID,
+		Timestamp:  x.start.UTC(),
+		Path:       h.o.PolicyPath,
+		RequestID:  x.id,
+		SubjectID:  subjectID,
+		Roles:      roles,
+		Module:     x.match.Module,
+		Action:     x.match.Action,
+		RecordID:   x.match.ID,
+		Outcome:    x.outcome,
+		Status:     status,
+		Reason:     x.reason,
+		LatencyNS:  elapsed.Nanoseconds(),
+
+		RecordsReturned: x.recordsReturned,
+		RecordsFiltered: x.recordsFiltered,
+		FieldsRedacted:  x.fieldsRedacted,
+		RecordIDs:       x.recordIDs,
+	}
+	if x.decided {
+		in := x.input
+		ev.Input = &in
+		ev.Result = x.decision
+		ev.Revision = x.decision.Revision
+		ev.EvalNS = x.decision.Duration.Nanoseconds()
+	} else {
+		ev.Revision = h.o.Policy.Revision()
+	}
+	h.o.DecisionLog.Log(ev)
+}
+
+// finishAborted records a request whose response was cut off mid-body.
+func (x *exchange) finishAborted() {
+	if x.outcome == "" || x.outcome == OutcomeAllow {
+		x.outcome, x.reason = OutcomeError, "response aborted"
+	}
+	x.h.record(x)
+}
+
+// statusWriter remembers the status sent to the client. Unwrap keeps
+// http.ResponseController (flushing for streamed lists) working.
+type statusWriter struct {
+	http.ResponseWriter
+	status      int
+	wroteHeader bool
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	if !s.wroteHeader {
+		s.status, s.wroteHeader = code, true
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusWriter) Write(b []byte) (int, error) {
+	if !s.wroteHeader {
+		s.status, s.wroteHeader = http.StatusOK, true
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }

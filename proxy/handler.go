@@ -1,0 +1,279 @@
+// Package proxy is crmgate's request pipeline: authenticate, classify,
+// decide, enforce, forward to the CRM, enforce the response, and log and
+// meter the decision (DESIGN.md §1). Handler.serve reads top to bottom as that
+// pipeline; each stage returns a value or a *Problem, and a Problem becomes a
+// response in exactly one place.
+package proxy
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"time"
+
+	"github.com/google/uuid"
+	"go.uber.org/zap"
+
+	"github.com/crmgate/crmgate/policy"
+	"github.com/crmgate/crmgate/proxy/audit"
+	"github.com/crmgate/crmgate/proxy/metrics"
+	"github.com/crmgate/crmgate/proxy/profile"
+)
+
+// Decider is what the proxy needs from the policy engine.
+type Decider interface {
+	Decide(ctx context.Context, in *policy.Input) (policy.Decision, error)
+	Record(ctx context.Context, in *policy.Input) (policy.RecordDecision, error)
+	Revision() string
+}
+
+// BearerAuthenticator verifies API clients' bearer tokens.
+type BearerAuthenticator interface {
+	Authenticate(ctx context.Context, raw string) (*policy.Subject, error)
+}
+
+// DecisionLogger receives one event per request. It must not block.
+type DecisionLogger interface {
+	Log(e *audit.Event)
+}
+
+// Options are the Handler's dependencies and settings. Every field without a
+// documented default is required.
+type Options struct {
+	Profile  *profile.Profile
+	Policy   Decider
+	Bearer   BearerAuthenticator // nil: bearer tokens are not accepted
+	Upstream UpstreamOptions
+	// Transport defaults to NewTransport(Upstream).
+	Transport http.RoundTripper
+	// PublicPath reports paths served without authentication or policy.
+	PublicPath func(cleanPath string) bool
+	// MaxRequestBody caps the request bodies crmgate reads.
+	MaxRequestBody int64
+	// StepUpACR and StepUpMaxAge go into RFC 9470 challenges.
+	StepUpACR    string
+	StepUpMaxAge time.Duration
+	// PolicyPath is the decision-log "path" (the package root).
+	PolicyPath  string
+	DecisionLog DecisionLogger
+	Metrics     *metrics.Metrics
+	Logger      *zap.Logger
+	// Now defaults to time.Now; tests fix it.
+	Now func() time.Time
+}
+
+// Handler is crmgate's main HTTP handler.
+type Handler struct {
+	o  Options
+	rp *httputil.ReverseProxy
+}
+
+// New checks the options and builds the handler.
+func New(o Options) (*Handler, error) {
+	switch {
+	case o.Profile == nil:
+		return nil, errors.New("new proxy: no CRM profile")
+	case o.Policy == nil:
+		return nil, errors.New("new proxy: no policy engine")
+	case o.Upstream.URL == nil:
+		return nil, errors.New("new proxy: no upstream url")
+	case o.DecisionLog == nil || o.Metrics == nil:
+		return nil, errors.New("new proxy: decision log and metrics are required")
+	}
+	if o.Upstream.Credential == nil {
+		o.Upstream.Credential = NoCredential{}
+	}
+	if o.Transport == nil {
+		o.Transport = NewTransport(o.Upstream)
+	}
+	if o.PublicPath == nil {
+		o.PublicPath = func(string) bool { return false }
+	}
+	if o.Logger == nil {
+		o.Logger = zap.NewNop()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.PolicyPath == "" {
+		o.PolicyPath = "crmgate"
+	}
+	h := &Handler{o: o}
+	h.rp = &httputil.ReverseProxy{
+		Rewrite:        h.rewrite,
+		Transport:      o.Transport,
+		ModifyResponse: h.modifyResponse,
+		ErrorHandler:   h.upstreamError,
+		// Flush as soon as bytes arrive: large lists stream to the client.
+		FlushInterval: -1,
+		ErrorLog:      zap.NewStdLog(o.Logger.Named("reverseproxy")),
+	}
+	return h, nil
+}
+
+// ServeHTTP runs the pipeline for one request and records exactly one
+// decision for it, however it ends.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	x := h.begin(w, r)
+	defer func() {
+		// ReverseProxy aborts with http.ErrAbortHandler when the upstream
+		// breaks mid-body; the decision must still be logged before the
+		// panic travels on to the server, which closes the connection.
+		if v := recover(); v != nil {
+			x.finishAborted()
+			panic(v)
+		}
+	}()
+	err := h.serve(x)
+	h.finish(x, err)
+}
+
+// serve is the pipeline of DESIGN.md §1.
+func (h *Handler) serve(x *exchange) error {
+	if err := checkRequestLine(x.r); err != nil {
+		return err
+	}
+	if h.o.PublicPath(x.r.URL.Path) && safePublicPath(x.r.URL.EscapedPath()) {
+		x.outcome, x.reason = OutcomeAllow, "public path"
+		return h.forward(x)
+	}
+	if err := h.authenticate(x); err != nil {
+		return err
+	}
+	if err := h.classify(x); err != nil {
+		return err
+	}
+	if err := h.readBody(x); err != nil {
+		return err
+	}
+	if err := h.decide(x); err != nil {
+		return err
+	}
+	if err := h.enforceRequest(x); err != nil {
+		return err
+	}
+	return h.forward(x)
+}
+
+// authenticate establishes the subject. Only bearer tokens exist at this
+// layer; a request with no credentials is refused before anything about the
+// route is revealed.
+func (h *Handler) authenticate(x *exchange) error {
+	raw, ok, err := bearerToken(x.r.Header)
+	if err != nil {
+		h.o.Metrics.Authentication("bearer", "failure")
+		return errInvalidToken(err)
+	}
+	if !ok || h.o.Bearer == nil {
+		h.o.Metrics.Authentication("bearer", "missing")
+		return errUnauthenticated("no credentials", nil)
+	}
+	subj, err := h.o.Bearer.Authenticate(x.r.Context(), raw)
+	if err != nil {
+		h.o.Metrics.Authentication("bearer", "failure")
+		return errInvalidToken(err)
+	}
+	h.o.Metrics.Authentication("bearer", "success")
+	x.input.Subject = subj
+	return nil
+}
+
+// classify maps the request to module, record and action with the profile.
+func (h *Handler) classify(x *exchange) error {
+	m, err := h.o.Profile.Classify(x.r.Method, x.r.URL.EscapedPath(), x.r.Header)
+	if err == nil {
+		err = h.o.Profile.CheckQuery(x.r.URL.RawQuery)
+	}
+	switch {
+	case err == nil:
+	case errors.Is(err, profile.ErrUnknownRoute):
+		return errNotFound("unknown route", err)
+	case errors.Is(err, profile.ErrMethodOverride):
+		return errBadRequest("Method override is not accepted.", "method override", err)
+	default:
+		return errBadRequest("The request path is not acceptable.", "bad path", err)
+	}
+	x.match = m
+	x.input.Resource = policy.Resource{Module: m.Module, ID: m.ID, Action: m.Action}
+	return nil
+}
+
+// decide runs the one policy evaluation for the request.
+func (h *Handler) decide(x *exchange) error {
+	x.input.Request = policy.Request{
+		ID: x.id, Method: x.r.Method, Path: x.match.Path, Query: x.r.URL.Query(),
+		RemoteIP: remoteIP(x.r), Time: x.start.UTC(),
+	}
+	d, err := h.o.Policy.Decide(x.r.Context(), &x.input)
+	x.decided = true
+	x.decision = d
+	if err != nil {
+		return errPolicy(err)
+	}
+	return nil
+}
+
+// enforceRequest applies the module-level decision in the contract's order:
+// step-up first (whatever allow says), then allow, then write guards.
+func (h *Handler) enforceRequest(x *exchange) error {
+	d := &x.decision
+	if d.RequireMFA && !x.input.Subject.MFA {
+		h.o.Metrics.StepUp("api")
+		return errStepUp(h.o.StepUpACR, int64(h.o.StepUpMaxAge/time.Second))
+	}
+	if !d.Allow {
+		return errForbidden("policy denied")
+	}
+	return h.guardWrite(x)
+}
+
+// forward sends the request to the CRM.
+func (h *Handler) forward(x *exchange) error {
+	if x.outcome == "" {
+		x.outcome = OutcomeAllow
+	}
+	name, value, err := h.o.Upstream.Credential.Header(x.r.Context())
+	if err != nil {
+		return upstreamErrorProblem(err)
+	}
+	x.credName, x.credValue = name, value
+	ctx := withExchange(x.r.Context(), x)
+	if h.o.Upstream.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, h.o.Upstream.Timeout)
+		defer cancel()
+	}
+	x.upstreamStart = h.o.Now()
+	h.rp.ServeHTTP(x.w, x.r.WithContext(ctx))
+	if x.upstreamErr != nil {
+		return x.upstreamErr
+	}
+	return nil
+}
+
+// finish writes the problem response, if any, and records the decision.
+func (h *Handler) finish(x *exchange, err error) {
+	if err != nil {
+		p := asProblem(err)
+		x.outcome, x.reason, x.problem = p.Outcome, p.Reason, p
+		if !x.w.wroteHeader {
+			writeProblem(x.w, p, x.decisionID, "")
+		}
+		if p.Cause != nil {
+			h.o.Logger.Debug("request refused", zap.String("request_id", x.id), zap.String("reason", p.Reason), zap.Error(p.Cause))
+		}
+	}
+	h.record(x)
+}
+
+func remoteIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+func newID() string { return uuid.NewString() }
