@@ -9,7 +9,10 @@
 // returned as an error, and callers deny on error.
 package policy
 
-import "time"
+import (
+	"sync/atomic"
+	"time"
+)
 
 // Subject is the authenticated caller, as the policy sees it under
 // input.subject. Browser sessions and bearer tokens both produce one.
@@ -36,6 +39,11 @@ type Subject struct {
 	AuthTime int64    `json:"auth_time,omitempty"`
 	// Auth is how the subject authenticated: "session" or "bearer".
 	Auth string `json:"auth"`
+
+	// cache holds the subject's Rego input value (*subjectCache), built on
+	// first evaluation. A Subject must not be modified once it has been
+	// passed to an Engine: copy it (a copy builds its own value) instead.
+	cache atomic.Value
 }
 
 // Request is the part of the HTTP request a policy may look at

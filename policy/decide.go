@@ -1,0 +1,243 @@
+package policy
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/metrics"
+	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/topdown"
+)
+
+// RuleError reports a contract rule whose value has the wrong type or shape,
+// e.g. allow := "yes" or a masked_fields style crmgate does not know. The
+// decision is unusable and callers must deny.
+type RuleError struct {
+	// Rule is the contract rule, e.g. "masked_fields".
+	Rule string
+	// Want describes the expected type.
+	Want string
+	// Got describes the value the policy produced.
+	Got string
+}
+
+// Error implements error.
+func (e *RuleError) Error() string {
+	return fmt.Sprintf("rule %s: want %s, got %s", e.Rule, e.Want, e.Got)
+}
+
+// Decide evaluates the module-level contract rules for in (in.Record is
+// ignored). Any evaluation error, conflicting rule values or wrongly typed
+// rule is returned as an error; the returned Decision then denies.
+func (e *Engine) Decide(ctx context.Context, in *Input) (Decision, error) {
+	start := time.Now()
+	c := e.state.Load()
+	result, err := c.eval(ctx, c.decide, in, false)
+	if err != nil {
+		return Decision{Revision: c.revision}, fmt.Errorf("decide: %w", err)
+	}
+	d, err := decodeDecision(result)
+	if err != nil {
+		return Decision{Revision: c.revision}, fmt.Errorf("decide: %w", err)
+	}
+	d.Revision = c.revision
+	d.Duration = time.Since(start)
+	return d, nil
+}
+
+// Record evaluates record_allow and record_hidden_fields for in.Record, which
+// must be set. An undefined record_allow allows (the policy does not filter
+// records); any error denies.
+func (e *Engine) Record(ctx context.Context, in *Input) (RecordDecision, error) {
+	c := e.state.Load()
+	result, err := c.eval(ctx, c.record, in, true)
+	if err != nil {
+		return RecordDecision{}, fmt.Errorf("record rule: %w", err)
+	}
+	d, err := decodeRecord(result)
+	if err != nil {
+		return RecordDecision{}, fmt.Errorf("record rule: %w", err)
+	}
+	return d, nil
+}
+
+// eval runs one prepared query and returns its single result object.
+func (c *compiled) eval(ctx context.Context, q rego.PreparedEvalQuery, in *Input, record bool) (ast.Object, error) {
+	input, err := inputValue(in, record)
+	if err != nil {
+		return nil, fmt.Errorf("build input: %w", err)
+	}
+	opts := []rego.EvalOption{
+		rego.EvalParsedInput(input),
+		rego.EvalMetrics(metrics.NoOp()),
+	}
+	if !in.Request.Time.IsZero() {
+		// time.now_ns() then agrees with input.request.time, so a logged
+		// decision replays exactly.
+		opts = append(opts, rego.EvalTime(in.Request.Time))
+	}
+	if ctx.Done() != nil {
+		// Cancel through context.AfterFunc rather than letting OPA start a
+		// watcher goroutine for every evaluation.
+		cancel := topdown.NewCancel()
+		stop := context.AfterFunc(ctx, cancel.Cancel)
+		defer stop()
+		opts = append(opts, rego.EvalExternalCancel(cancel))
+	}
+	rs, err := q.Eval(ctx, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("evaluate: %w", err)
+	}
+	if len(rs) != 1 || len(rs[0].Expressions) != 1 {
+		return nil, errNoResult
+	}
+	t, ok := rs[0].Expressions[0].Value.(*ast.Term)
+	if !ok {
+		return nil, errNoResult
+	}
+	obj, ok := t.Value.(ast.Object)
+	if !ok {
+		return nil, errNoResult
+	}
+	return obj, nil
+}
+
+// wrapped returns the value of a contract rule from the wrapper object: nil
+// when the policy left it undefined.
+func wrapped(obj ast.Object, rule string) (*ast.Term, error) {
+	t := obj.Get(ast.InternedTerm(rule))
+	if t == nil {
+		return nil, errNoResult
+	}
+	arr, ok := t.Value.(*ast.Array)
+	if !ok || arr.Len() > 1 {
+		return nil, errNoResult
+	}
+	if arr.Len() == 0 {
+		return nil, nil
+	}
+	return arr.Elem(0), nil
+}
+
+func decodeDecision(obj ast.Object) (Decision, error) {
+	var d Decision
+	var err error
+	if d.Allow, err = boolRule(obj, "allow", false); err != nil {
+		return Decision{}, err
+	}
+	if d.RequireMFA, err = boolRule(obj, "require_mfa", false); err != nil {
+		return Decision{}, err
+	}
+	if d.Reasons, _, err = setRule(obj, "reasons"); err != nil {
+		return Decision{}, err
+	}
+	if d.HiddenFields, _, err = setRule(obj, "hidden_fields"); err != nil {
+		return Decision{}, err
+	}
+	if d.MaskedFields, err = maskRule(obj, "masked_fields"); err != nil {
+		return Decision{}, err
+	}
+	if d.VisibleFields, d.VisibleDefined, err = setRule(obj, "visible_fields"); err != nil {
+		return Decision{}, err
+	}
+	if d.ReadonlyFields, _, err = setRule(obj, "readonly_fields"); err != nil {
+		return Decision{}, err
+	}
+	return d, nil
+}
+
+func decodeRecord(obj ast.Object) (RecordDecision, error) {
+	var d RecordDecision
+	var err error
+	if d.Allow, err = boolRule(obj, "record_allow", true); err != nil {
+		return RecordDecision{}, err
+	}
+	if d.HiddenFields, _, err = setRule(obj, "record_hidden_fields"); err != nil {
+		return RecordDecision{}, err
+	}
+	return d, nil
+}
+
+func boolRule(obj ast.Object, rule string, def bool) (bool, error) {
+	t, err := wrapped(obj, rule)
+	if err != nil || t == nil {
+		return def, err
+	}
+	b, ok := t.Value.(ast.Boolean)
+	if !ok {
+		return false, &RuleError{Rule: rule, Want: "boolean", Got: describe(t)}
+	}
+	return bool(b), nil
+}
+
+// setRule decodes a set of strings, sorted for stable output. defined is
+// false when the policy left the rule undefined.
+func setRule(obj ast.Object, rule string) (out []string, defined bool, err error) {
+	t, err := wrapped(obj, rule)
+	if err != nil || t == nil {
+		return nil, false, err
+	}
+	set, ok := t.Value.(ast.Set)
+	if !ok {
+		return nil, false, &RuleError{Rule: rule, Want: "set of strings", Got: describe(t)}
+	}
+	out = make([]string, 0, set.Len())
+	for _, x := range set.Slice() {
+		s, ok := x.Value.(ast.String)
+		if !ok {
+			return nil, false, &RuleError{Rule: rule, Want: "set of strings", Got: "set containing " + describe(x)}
+		}
+		out = append(out, string(s))
+	}
+	slices.Sort(out)
+	return out, true, nil
+}
+
+// maskRule decodes masked_fields: an object of field name to a known style.
+func maskRule(obj ast.Object, rule string) (map[string]string, error) {
+	t, err := wrapped(obj, rule)
+	if err != nil || t == nil {
+		return nil, err
+	}
+	o, ok := t.Value.(ast.Object)
+	if !ok {
+		return nil, &RuleError{Rule: rule, Want: "object of field to mask style", Got: describe(t)}
+	}
+	out := make(map[string]string, o.Len())
+	err = o.Iter(func(k, v *ast.Term) error {
+		field, ok := k.Value.(ast.String)
+		if !ok {
+			return &RuleError{Rule: rule, Want: "string field names", Got: "key " + describe(k)}
+		}
+		style, ok := v.Value.(ast.String)
+		if !ok || !validMask(string(style)) {
+			return &RuleError{Rule: rule, Want: `mask style "last4", "email", "redact" or "hash"`, Got: describe(v) + " for field " + string(field)}
+		}
+		out[string(field)] = string(style)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func validMask(s string) bool {
+	switch s {
+	case MaskLast4, MaskEmail, MaskRedact, MaskHash:
+		return true
+	}
+	return false
+}
+
+// describe names a value's type and shows a bounded excerpt of it.
+func describe(t *ast.Term) string {
+	s := t.String()
+	if len(s) > 60 {
+		s = s[:57] + "..."
+	}
+	return ast.ValueName(t.Value) + " " + s
+}

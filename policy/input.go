@@ -1,0 +1,164 @@
+package policy
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+)
+
+// subjectCache is a Subject's input.subject value, built once and shared by
+// every evaluation for that Subject. owner guards against a copied Subject
+// (which may have been changed after copying) reusing its original's value.
+type subjectCache struct {
+	owner *Subject
+	value ast.Value
+}
+
+// astValue returns the subject as a Rego value, building it on first use.
+// Subjects are immutable once handed to the engine, so the value never goes
+// stale; concurrent first uses may both build it, which is harmless.
+func (s *Subject) astValue() (ast.Value, error) {
+	if c, ok := s.cache.Load().(*subjectCache); ok && c.owner == s {
+		return c.value, nil
+	}
+	v, err := buildSubject(s)
+	if err != nil {
+		return nil, err
+	}
+	s.cache.Store(&subjectCache{owner: s, value: v})
+	return v, nil
+}
+
+func buildSubject(s *Subject) (ast.Value, error) {
+	attrs := ast.NewObject()
+	if len(s.Attributes) > 0 {
+		v, err := ast.InterfaceToValue(s.Attributes)
+		if err != nil {
+			return nil, fmt.Errorf("subject attributes: %w", err)
+		}
+		obj, ok := v.(ast.Object)
+		if !ok {
+			return nil, errors.New("subject attributes: not an object")
+		}
+		attrs = obj
+	}
+	// Absent lists are empty arrays rather than null so that policies can
+	// write `"admin" in input.subject.roles` and count() without guards.
+	pairs := [][2]*ast.Term{
+		{ast.InternedTerm("id"), ast.StringTerm(s.ID)},
+		{ast.InternedTerm("roles"), stringArray(s.Roles)},
+		{ast.InternedTerm("groups"), stringArray(s.Groups)},
+		{ast.InternedTerm("teams"), stringArray(s.Teams)},
+		{ast.InternedTerm("attributes"), ast.NewTerm(attrs)},
+		{ast.InternedTerm("mfa"), ast.InternedTerm(s.MFA)},
+		{ast.InternedTerm("amr"), stringArray(s.AMR)},
+		{ast.InternedTerm("auth"), ast.StringTerm(s.Auth)},
+	}
+	if s.Email != "" {
+		pairs = append(pairs, [2]*ast.Term{ast.InternedTerm("email"), ast.StringTerm(s.Email)})
+	}
+	if s.Name != "" {
+		pairs = append(pairs, [2]*ast.Term{ast.InternedTerm("name"), ast.StringTerm(s.Name)})
+	}
+	if s.ACR != "" {
+		pairs = append(pairs, [2]*ast.Term{ast.InternedTerm("acr"), ast.StringTerm(s.ACR)})
+	}
+	if s.AuthTime != 0 {
+		pairs = append(pairs, [2]*ast.Term{ast.InternedTerm("auth_time"), int64Term(s.AuthTime)})
+	}
+	return ast.NewObject(pairs...), nil
+}
+
+func stringArray(xs []string) *ast.Term {
+	terms := make([]*ast.Term, len(xs))
+	for i, x := range xs {
+		terms[i] = ast.StringTerm(x)
+	}
+	return ast.ArrayTerm(terms...)
+}
+
+// inputValue builds the input document directly as a Rego value: no JSON
+// round trip, and the subject part is shared.
+func inputValue(in *Input, record bool) (ast.Value, error) {
+	if in == nil {
+		return nil, errors.New("no input")
+	}
+	if in.Subject == nil {
+		return nil, errors.New("no subject")
+	}
+	subject, err := in.Subject.astValue()
+	if err != nil {
+		return nil, err
+	}
+	request, err := requestValue(&in.Request)
+	if err != nil {
+		return nil, err
+	}
+	resource, err := resourceValue(&in.Resource)
+	if err != nil {
+		return nil, err
+	}
+	pairs := make([][2]*ast.Term, 3, 4)
+	pairs[0] = [2]*ast.Term{ast.InternedTerm("subject"), ast.NewTerm(subject)}
+	pairs[1] = [2]*ast.Term{ast.InternedTerm("request"), ast.NewTerm(request)}
+	pairs[2] = [2]*ast.Term{ast.InternedTerm("resource"), ast.NewTerm(resource)}
+	if record {
+		if in.Record == nil {
+			return nil, errors.New("no record")
+		}
+		v, err := ast.InterfaceToValue(in.Record)
+		if err != nil {
+			return nil, fmt.Errorf("record: %w", err)
+		}
+		pairs = append(pairs, [2]*ast.Term{ast.InternedTerm("record"), ast.NewTerm(v)})
+	}
+	return ast.NewObject(pairs...), nil
+}
+
+func requestValue(r *Request) (ast.Value, error) {
+	pairs := make([][2]*ast.Term, 3, 6)
+	pairs[0] = [2]*ast.Term{ast.InternedTerm("id"), ast.StringTerm(r.ID)}
+	pairs[1] = [2]*ast.Term{ast.InternedTerm("method"), ast.StringTerm(r.Method)}
+	pairs[2] = [2]*ast.Term{ast.InternedTerm("path"), ast.StringTerm(r.Path)}
+	if len(r.Query) > 0 {
+		q := make([][2]*ast.Term, 0, len(r.Query))
+		for k, vs := range r.Query {
+			q = append(q, [2]*ast.Term{ast.StringTerm(k), stringArray(vs)})
+		}
+		pairs = append(pairs, [2]*ast.Term{ast.InternedTerm("query"), ast.ObjectTerm(q...)})
+	}
+	if r.RemoteIP != "" {
+		pairs = append(pairs, [2]*ast.Term{ast.InternedTerm("remote_ip"), ast.StringTerm(r.RemoteIP)})
+	}
+	if !r.Time.IsZero() {
+		pairs = append(pairs, [2]*ast.Term{ast.InternedTerm("time"), ast.StringTerm(r.Time.Format(time.RFC3339Nano))})
+	}
+	return ast.NewObject(pairs...), nil
+}
+
+func resourceValue(r *Resource) (ast.Value, error) {
+	pairs := make([][2]*ast.Term, 2, 5)
+	pairs[0] = [2]*ast.Term{ast.InternedTerm("module"), ast.StringTerm(r.Module)}
+	pairs[1] = [2]*ast.Term{ast.InternedTerm("action"), ast.StringTerm(r.Action)}
+	if r.ID != "" {
+		pairs = append(pairs, [2]*ast.Term{ast.InternedTerm("id"), ast.StringTerm(r.ID)})
+	}
+	if len(r.Fields) > 0 {
+		pairs = append(pairs, [2]*ast.Term{ast.InternedTerm("fields"), stringArray(r.Fields)})
+	}
+	if len(r.Body) > 0 {
+		v, err := ast.InterfaceToValue(r.Body)
+		if err != nil {
+			return nil, fmt.Errorf("resource body: %w", err)
+		}
+		pairs = append(pairs, [2]*ast.Term{ast.InternedTerm("body"), ast.NewTerm(v)})
+	}
+	return ast.NewObject(pairs...), nil
+}
+
+// int64Term keeps large numbers exact on 32-bit platforms too.
+func int64Term(n int64) *ast.Term { return ast.NumberTerm(json.Number(strconv.FormatInt(n, 10))) }
