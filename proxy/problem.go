@@ -145,6 +145,6 @@ func errStepUp(acr string, maxAge int64) *Problem {
 		fmt.Fprintf(&b, `, max_age=%d`, maxAge)
 	}
 	return &Problem{Status: http.StatusUnauthorized, Kind: "step-up-required", Title: "Multi-factor authentication required",
-		Detail: "This request needs multi-factor authentication; authenticate again with a stronger method.",
+		Detail:  "This request needs multi-factor authentication; authenticate again with a stronger method.",
 		Outcome: OutcomeStepUp, Reason: "mfa required", Challenge: b.String()}
 }

@@ -44,7 +44,9 @@ func (NoCredential) Header(context.Context) (string, string, error) { return "",
 type HeaderCredential struct{ Name, Value string }
 
 // Header implements Credential.
-func (c HeaderCredential) Header(context.Context) (string, string, error) { return c.Name, c.Value, nil }
+func (c HeaderCredential) Header(context.Context) (string, string, error) {
+	return c.Name, c.Value, nil
+}
 
 // ClientCredentials obtains and caches an OAuth2 client-credentials token
 // (SuiteCRM's V8 API grants exactly this) and sends it as a bearer token.

@@ -63,9 +63,9 @@ type Env struct {
 // Audience is the audience demo tokens carry.
 const Audience = "crmgate-demo"
 
-// Personas are the department store's five kinds of user, plus the admin
+// Personas returns the department store's five kinds of user, plus the admin
 // without MFA to show step-up.
-func personas() []Persona {
+func Personas() []Persona {
 	return []Persona{
 		{Name: "pat", Who: "portal customer (account acc-1)", Claims: map[string]any{
 			"sub": "pat", "name": "Pat Customer", "email": "pat@customer.example", "roles": []string{"customer"},
@@ -174,7 +174,7 @@ func Run(ctx context.Context, o Options) error {
 
 	env := &Env{ProxyURL: "http://" + mainLn.Addr().String(), AdminURL: "http://" + adminLn.Addr().String(),
 		AdminKey: adminToken, CRMURL: "http://" + crmLn.Addr().String(), Dataset: ds, issuerURL: iss.URL()}
-	for _, p := range personas() {
+	for _, p := range Personas() {
 		claims := map[string]any{"aud": Audience}
 		for k, v := range p.Claims {
 			claims[k] = v
