@@ -42,6 +42,12 @@ type Route struct {
 	// read from the request body.
 	ModuleFromBody []string `json:"module_from_body,omitempty" yaml:"module_from_body,omitempty"`
 	IDFromBody     []string `json:"id_from_body,omitempty" yaml:"id_from_body,omitempty"`
+	// Refuse marks a pattern the CRM routes to something crmgate does not
+	// classify (EspoCRM's /{controller}/action/{action}, a record's stream).
+	// It takes part in precedence like any route, so its literal segments
+	// cannot be captured by another route's placeholder, but a request that
+	// matches it is an unknown route. Method "*" is allowed only here.
+	Refuse bool `json:"refuse,omitempty" yaml:"refuse,omitempty"`
 }
 
 // Shape says where records and fields live in a CRM's JSON.
@@ -77,4 +83,8 @@ type Match struct {
 	// NeedsBody is true when the module or id must still be read from the
 	// request body (see Profile.ClassifyBody).
 	NeedsBody bool
+
+	// body is where ClassifyBody reads the module and id; set by Classify.
+	// A pointer keeps Match comparable with ==.
+	body *bodySpec
 }
