@@ -1,0 +1,165 @@
+# Reference policy for a department store's CRM, enforced by crmgate.
+#
+# It works unchanged in front of SuiteCRM 8 and EspoCRM: module names map to
+# logical classes (data.crmgate_data.modules: "Accounts" and "Account" are
+# both "account"), and logical fields map to each CRM's own field names
+# (data.crmgate_data.fields: "buy_price" is cost in SuiteCRM and costPrice in
+# EspoCRM). Field rules always name both spellings; crmgate ignores names a
+# response does not contain.
+#
+# Files:
+#   crmgate.rego  who may do what to which module (allow, require_mfa, reasons)
+#   fields.rego   hidden, masked, read-only and visible fields
+#   records.rego  which records each persona sees (record_allow)
+#
+# Personas come from input.subject.roles; a subject with several roles gets
+# the union of their grants. Everything not granted below is denied.
+package crmgate
+
+# Actions a role may perform per logical class. Who may see WHICH records of
+# a class is decided per record in records.rego.
+crud := {"list", "read", "create", "update", "relate"}
+
+read_only := {"list", "read"}
+
+sales_grants := {
+	"account": crud,
+	"contact": crud,
+	"lead": crud | {"delete"}, # only their own leads: see records.rego
+	"opportunity": crud,
+	"case": crud,
+	"call": crud,
+	"meeting": crud,
+	"task": crud | {"delete"}, # only their own tasks: see records.rego
+	"note": crud,
+	"product": read_only, # the catalogue, without buy prices
+	"employee": read_only, # their own personnel record only
+}
+
+grants := {
+	# Portal customers: their own company's data, and the catalogue.
+	"customer": {
+		"account": read_only,
+		"contact": read_only,
+		"opportunity": read_only,
+		"quote": read_only,
+		"case": {"list", "read", "create", "update"},
+		"product": read_only,
+	},
+	"sales": sales_grants,
+	# Line managers: everything sales has, on more records (records.rego),
+	# and may export their team's opportunities.
+	"line_manager": object.union(sales_grants, {"opportunity": crud | {"export"}}),
+	# Warehouse: the product catalogue including buy prices, and their own
+	# personnel record. No customer data.
+	"inventory_manager": {
+		"product": crud | {"delete"},
+		"employee": read_only,
+	},
+}
+
+# The class of the requested module; undefined for modules the policy does
+# not know, which only an admin may use.
+class := data.crmgate_data.modules[input.resource.module]
+
+action := input.resource.action
+
+# The caller's CRM user id and, for customers, their account and contact.
+me := id if {
+	id := input.subject.attributes.crm_user_id
+	is_string(id)
+	id != ""
+}
+
+my_account := id if {
+	id := input.subject.attributes.account_id
+	is_string(id)
+	id != ""
+}
+
+my_contact := id if {
+	id := input.subject.attributes.contact_id
+	is_string(id)
+	id != ""
+}
+
+# Roles that are in effect for this request. A staff role needs the caller's
+# CRM user id and a customer needs an account, or they grant nothing. The
+# admin role counts only once the caller has proved a second factor.
+active_roles contains role if {
+	some role in input.subject.roles
+	role in {"sales", "line_manager", "inventory_manager"}
+	me
+}
+
+active_roles contains "customer" if {
+	"customer" in input.subject.roles
+	my_account
+}
+
+active_roles contains "admin" if {
+	"admin" in input.subject.roles
+	input.subject.mfa == true
+}
+
+# Roles that grant this action on this module for this request.
+granting_roles contains "admin" if "admin" in active_roles
+
+granting_roles contains role if {
+	some role in active_roles
+	action in grants[role][class]
+	not request_blocked(role)
+}
+
+default allow := false
+
+allow if count(granting_roles) > 0
+
+# An admin is stepped up to MFA for everything, whatever else they may do.
+default require_mfa := false
+
+require_mfa if "admin" in input.subject.roles
+
+# Requests a role's grant does not cover although module and action match:
+# checks that need only the request, not the stored record.
+
+# A customer asking for another company's account by id.
+request_blocked("customer") if {
+	class == "account"
+	input.resource.id != my_account
+}
+
+# A customer filing or editing a case for another company.
+request_blocked("customer") if {
+	class == "case"
+	some f in data.crmgate_data.fields.account
+	input.resource.body[f] != my_account
+}
+
+# Staff asking for someone else's personnel record by id.
+request_blocked(role) if {
+	role in {"sales", "line_manager", "inventory_manager"}
+	class == "employee"
+	input.resource.id
+	not input.resource.id in personnel_visible_to(role)
+}
+
+reasons contains "subject has no role crmgate knows" if count(active_roles) == 0
+
+reasons contains "admin requires MFA" if require_mfa
+
+reasons contains msg if {
+	some role in granting_roles
+	msg := sprintf("%s may %s %s", [role, action, input.resource.module])
+}
+
+reasons contains msg if {
+	count(active_roles) > 0
+	count(granting_roles) == 0
+	msg := sprintf("no role of the subject may %s %s", [action, input.resource.module])
+}
+
+reasons contains msg if {
+	not class
+	msg := sprintf("module %s is not known to the policy", [input.resource.module])
+}

@@ -1,0 +1,136 @@
+# Which records each persona may see or act on (input.record is the CRM's
+# record, flattened out of its envelope). crmgate drops list entries for
+# which record_allow is false and refuses writes to such records.
+package crmgate
+
+# Records are invisible unless a role that grants the action says otherwise.
+default record_allow := false
+
+record_allow if {
+	some role in granting_roles
+	record_ok(role)
+}
+
+# The CRM field values of a logical field in this record, in whichever CRM's
+# spelling the record uses. Empty values do not count.
+record_values(logical) := {v |
+	some f in data.crmgate_data.fields[logical]
+	v := input.record[f]
+	v != null
+	v != ""
+}
+
+# The record's owner, only when it names exactly one.
+record_owner := owner if {
+	owners := record_values("owner")
+	count(owners) == 1
+	some owner in owners
+}
+
+# A record belongs to the caller's company when every account reference it
+# carries is the caller's account (a record pointing at two companies is
+# nobody's).
+record_of_my_account if {
+	accounts := record_values("account")
+	count(accounts) > 0
+	every a in accounts {
+		a == my_account
+	}
+}
+
+# CRM classes whose records belong to a salesperson.
+sales_classes := {"account", "contact", "lead", "opportunity", "case", "call", "meeting", "task", "note"}
+
+users := data.crmgate_data.users
+
+# The caller's direct reports (one level).
+my_reports := {u | some u, info in users; info.manager == me}
+
+# Whether the record's owner works in one of the caller's teams.
+owner_in_my_teams if users[record_owner].team in input.subject.teams
+
+# Personnel record ids of a CRM user: SuiteCRM and EspoCRM give an employee
+# the id of its user; an HR system may use the employee id instead.
+personnel_ids(u) := {u, id} if {
+	id := users[u].employee_id
+} else := {u}
+
+# Personnel records a staff role may read: everyone their own, a line
+# manager also their reports' and their teams'.
+personnel_visible_to(role) := personnel_ids(me) if role != "line_manager"
+
+personnel_visible_to("line_manager") := ids if {
+	team := {u | some u, info in users; info.team in input.subject.teams}
+	ids := {id | some u in my_reports | team; some id in personnel_ids(u)} | personnel_ids(me)
+}
+
+# Customers: their own account, its contacts, opportunities, quotes and
+# cases; products are the public catalogue.
+record_ok("customer") if {
+	class == "account"
+	input.record.id == my_account
+}
+
+record_ok("customer") if {
+	class in {"contact", "opportunity", "quote", "case"}
+	record_of_my_account
+}
+
+record_ok("customer") if {
+	class == "contact"
+	input.record.id == my_contact
+}
+
+record_ok("customer") if class == "product"
+
+# Sales and line managers: their own records and their teams' records.
+# Deleting is limited to their own (and, for managers, their reports').
+record_ok(role) if {
+	role in {"sales", "line_manager"}
+	class in sales_classes
+	record_owner == me
+}
+
+record_ok(role) if {
+	role in {"sales", "line_manager"}
+	class in sales_classes
+	action != "delete"
+	owner_in_my_teams
+}
+
+record_ok("line_manager") if {
+	class in sales_classes
+	record_owner in my_reports
+}
+
+record_ok(role) if {
+	role in {"sales", "line_manager", "inventory_manager"}
+	class == "product"
+}
+
+record_ok(role) if {
+	role in {"sales", "line_manager", "inventory_manager"}
+	class == "employee"
+	input.record.id in personnel_visible_to(role)
+}
+
+record_ok("admin")
+
+# A line manager sees the salary of their direct reports and their own; for
+# other team members the salary is hidden. Staff other than managers see only
+# their own personnel record, salary included: it is their own data.
+record_hidden_fields contains f if {
+	class == "employee"
+	not salary_visible
+	some f in data.crmgate_data.fields.salary
+}
+
+salary_visible if "admin" in active_roles
+
+salary_visible if input.record.id in personnel_ids(me)
+
+salary_visible if {
+	"line_manager" in active_roles
+	some u in my_reports
+	input.record.id in personnel_ids(u)
+}
