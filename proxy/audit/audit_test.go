@@ -195,7 +195,7 @@ func zaptestLogger(t *testing.T) *zap.Logger {
 // the same fields and values, so no output can drift from the other.
 func TestZapAndJSONFormsAgree(t *testing.T) {
 	cases := map[string]*Event{
-		"full": sampleEvent(),
+		"full":         sampleEvent(),
 		"minimal deny": {DecisionID: "d2", Timestamp: time.Unix(1, 0), Outcome: "deny", Status: 401},
 		"truncated ids": func() *Event {
 			e := sampleEvent()
