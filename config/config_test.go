@@ -153,3 +153,43 @@ func TestLoadMissingFile(t *testing.T) {
 		t.Errorf("error %q lacks the operation prefix", err)
 	}
 }
+
+func TestErrorRenderingIsBounded(t *testing.T) {
+	t.Parallel()
+	e := &Error{}
+	for i := range 500 {
+		e.Problems = append(e.Problems, Problem{Path: index("x", i), Msg: "bad"})
+	}
+	s := e.Error()
+	if !strings.HasPrefix(s, "500 config problems:") || !strings.HasSuffix(s, "... and 450 more") {
+		t.Errorf("unexpected rendering: %.80q ... %q", s, s[len(s)-30:])
+	}
+	if n := strings.Count(s, "\n\t"); n != maxRendered+1 {
+		t.Errorf("rendered %d lines, want %d", n, maxRendered+1)
+	}
+}
+
+func BenchmarkParseFull(b *testing.B) {
+	data, err := os.ReadFile(filepath.Join("testdata", "full.yaml"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	lookup := env(fullEnv)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Parse(data, lookup, "testdata"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkPublicPath(b *testing.B) {
+	c := valid()
+	c.CRM.PublicPaths = []string{"/dist/", "/favicon.ico", "/legacy/themes/"}
+	b.ReportAllocs()
+	for b.Loop() {
+		if c.PublicPath("/Api/V8/module/Accounts/42") {
+			b.Fatal("API path is public")
+		}
+	}
+}

@@ -130,7 +130,7 @@ func (d *decoder) structure(n *yaml.Node, v reflect.Value, path string) {
 			if s := suggest(key, fields); s != "" {
 				msg += fmt.Sprintf(" (did you mean %q?)", s)
 			}
-			d.probs.add(field(path, key), line, "%s", msg)
+			d.probs.add(mapKey(path, key), line, "%s", msg)
 			return
 		}
 		d.decode(val, v.Field(i), field(path, key))

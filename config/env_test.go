@@ -118,7 +118,7 @@ func TestParseEnvErrors(t *testing.T) {
 	}{
 		{"unset variable names path and variable", "upstream:\n  url: ${CRM_URL}\n", nil, "upstream.url", "CRM_URL"},
 		{"unset in list item", "policy:\n  paths: [a, \"${POLICY_DIR}\"]\n", nil, "policy.paths[1]", "POLICY_DIR"},
-		{"keys are never expanded", "${KEY}: x\n", map[string]string{"KEY": "listen"}, "${KEY}", "unknown key"},
+		{"keys are never expanded", "${KEY}: x\n", map[string]string{"KEY": "listen"}, `["${KEY}"]`, "unknown key"},
 		{"env value is type-checked", "upstream:\n  timeout: ${T}\n", map[string]string{"T": "5 parsecs"}, "upstream.timeout", `invalid duration "5 parsecs"`},
 		{"env value is validated", "upstream:\n  url: ${U}\n", map[string]string{"U": "ftp://x"}, "upstream.url", "http"},
 		{"unterminated", "listen: \"${X\"\n", nil, "listen", "unterminated"},

@@ -44,7 +44,11 @@ type Error struct {
 	Problems []Problem
 }
 
-// Error renders one problem per line.
+// maxRendered bounds how many problems Error renders; a hostile or badly
+// broken file can produce thousands, and all of them stay in Problems.
+const maxRendered = 50
+
+// Error renders one problem per line (at most maxRendered of them).
 func (e *Error) Error() string {
 	switch len(e.Problems) {
 	case 0:
@@ -55,7 +59,11 @@ func (e *Error) Error() string {
 	var b strings.Builder
 	b.WriteString(strconv.Itoa(len(e.Problems)))
 	b.WriteString(" config problems:")
-	for _, p := range e.Problems {
+	for i, p := range e.Problems {
+		if i == maxRendered {
+			fmt.Fprintf(&b, "\n\t... and %d more", len(e.Problems)-maxRendered)
+			break
+		}
 		b.WriteString("\n\t")
 		b.WriteString(p.String())
 	}
