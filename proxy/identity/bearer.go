@@ -204,13 +204,26 @@ func (b *Bearer) Authenticate(ctx context.Context, raw string) (*policy.Subject,
 	if err != nil {
 		return nil, fmt.Errorf("authenticate bearer: %w", err)
 	}
+	// go-oidc also accepts NumericDates written as JSON strings; RFC 7519
+	// says numbers, and a token this odd is refused rather than interpreted.
+	if _, ok := claims["exp"].(json.Number); !ok {
+		return nil, fmt.Errorf("authenticate bearer: %w: exp is not a number", ErrInvalidToken)
+	}
 	for _, name := range []string{"iat", "nbf"} {
+		v, present := claims[name]
+		if !present {
+			continue
+		}
+		n, ok := v.(json.Number)
+		if !ok {
+			return nil, fmt.Errorf("authenticate bearer: %w: %s is not a number", ErrInvalidToken, name)
+		}
 		t, err := unixClaim(claims, name)
 		if err != nil {
 			return nil, fmt.Errorf("authenticate bearer: %w", err)
 		}
 		if t > now.Add(clockSkew).Unix() {
-			return nil, fmt.Errorf("authenticate bearer: %w: %s %d is in the future", ErrInvalidToken, name, t)
+			return nil, fmt.Errorf("authenticate bearer: %w: %s %s is in the future", ErrInvalidToken, name, n)
 		}
 	}
 	subject, err := b.mapper.Subject(claims, AuthBearer)
