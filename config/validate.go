@@ -15,8 +15,9 @@ import (
 // EncryptionKeySize is the length of session.encryption_key once decoded.
 const EncryptionKeySize = 32
 
-// minAdminToken is the shortest admin token accepted: the admin listener
-// revokes sessions and reloads policy, so its token must not be guessable.
+// minAdminToken is the shortest admin token accepted on a non-loopback
+// admin listener: it revokes sessions and reloads policy, so its token must
+// not be guessable.
 const minAdminToken = 16
 
 // Validate checks the effective configuration (after ApplyDefaults) and
@@ -50,11 +51,15 @@ func (c *Config) validateListeners(ps *problems) {
 	if lok && aok && lp == ap && lp != 0 && sameInterface(lh, ah) {
 		ps.add("admin_listen", 0, "must differ from listen: admin endpoints never share the main port")
 	}
-	if aok && !isLoopbackHost(ah) && c.Admin.Token == "" {
-		ps.add("admin.token", 0, "required when admin_listen is not a loopback address")
-	}
-	if c.Admin.Token != "" && len(c.Admin.Token) < minAdminToken {
-		ps.add("admin.token", 0, "too short: use at least %d characters", minAdminToken)
+	if aok && !isLoopbackHost(ah) {
+		// Off loopback the token is all that stands between the network
+		// and session revocation or policy reload.
+		switch {
+		case c.Admin.Token == "":
+			ps.add("admin.token", 0, "required when admin_listen is not a loopback address")
+		case len(c.Admin.Token) < minAdminToken:
+			ps.add("admin.token", 0, "too short for a non-loopback admin_listen: use at least %d characters", minAdminToken)
+		}
 	}
 	if c.PublicURL != "" {
 		checkURL(ps, "public_url", c.PublicURL, true)

@@ -45,6 +45,7 @@ func TestValidateAcceptsValid(t *testing.T) {
 			c.PublicURL = "http://localhost:8080"
 		}},
 		{"admin on ipv6 loopback without token", func(c *Config) { c.AdminListen = "[::1]:9090" }},
+		{"short admin token on loopback", func(c *Config) { c.Admin.Token = "admin-token" }},
 		{"admin on all interfaces with token", func(c *Config) {
 			c.AdminListen = ":9090"
 			c.Admin.Token = "0123456789abcdef"
@@ -125,7 +126,10 @@ func TestValidateRefuses(t *testing.T) {
 		{"public admin without token", func(c *Config) { c.AdminListen = "0.0.0.0:9090" }, "admin.token", "required"},
 		{"all-interfaces admin without token", func(c *Config) { c.AdminListen = ":9090" }, "admin.token", "required"},
 		{"admin by hostname without token", func(c *Config) { c.AdminListen = "crmgate.internal:9090" }, "admin.token", "required"},
-		{"short admin token", func(c *Config) { c.Admin.Token = "secret" }, "admin.token", "too short"},
+		{"short admin token off loopback", func(c *Config) {
+			c.AdminListen = "10.0.0.5:9090"
+			c.Admin.Token = "secret"
+		}, "admin.token", "too short"},
 		{"public url over http", func(c *Config) { c.PublicURL = "http://crm.example" }, "public_url", "https"},
 		{"public url relative", func(c *Config) { c.PublicURL = "crm.example" }, "public_url", "absolute"},
 		{"public url with query", func(c *Config) { c.PublicURL = "https://crm.example/?x=1" }, "public_url", "query"},
