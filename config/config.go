@@ -30,7 +30,8 @@ type Config struct {
 	Admin       Admin       `yaml:"admin"`
 }
 
-// TLS enables HTTPS on the main listener when both files are set.
+// TLS enables HTTPS on the main listener when both files are set (see
+// UsesTLS). Relative paths are relative to the configuration file.
 type TLS struct {
 	CertFile string `yaml:"cert_file"`
 	KeyFile  string `yaml:"key_file"`
@@ -85,17 +86,28 @@ type CRM struct {
 	// classified, but metrics label them "other".
 	Modules []string `yaml:"modules"`
 	// PublicPaths are passed through without authentication or policy
-	// (exact paths, or prefixes ending in /). Keep this short.
+	// (exact paths, or prefixes ending in /; "/" itself is refused). Keep
+	// this short. See Config.PublicPath.
 	PublicPaths []string `yaml:"public_paths"`
 }
 
-// Route is one generic-profile route.
+// Route is one generic-profile route (it mirrors profile.Route).
 type Route struct {
-	Method         string   `yaml:"method"`
-	Path           string   `yaml:"path"`
-	Action         string   `yaml:"action"`
-	Kind           string   `yaml:"kind"`
-	Module         string   `yaml:"module"`
+	// Method is an upper-case HTTP method (GET, HEAD, POST, PUT, PATCH,
+	// DELETE, OPTIONS).
+	Method string `yaml:"method"`
+	// Path is a clean pattern starting with /; a whole segment may be
+	// {module}, {id} or {any}.
+	Path string `yaml:"path"`
+	// Action is a lowercase word (list, read, create, update, delete,
+	// export, relate, or one the policy knows).
+	Action string `yaml:"action"`
+	// Kind is list, record, related or other.
+	Kind string `yaml:"kind"`
+	// Module fixes the module; exactly one of {module} in Path, Module or
+	// ModuleFromBody must give it.
+	Module string `yaml:"module"`
+	// ModuleFromBody and IDFromBody are JSON paths into the request body.
 	ModuleFromBody []string `yaml:"module_from_body"`
 	IDFromBody     []string `yaml:"id_from_body"`
 }
@@ -181,7 +193,8 @@ type Session struct {
 	IdleTimeout time.Duration `yaml:"idle_timeout"`
 	MaxLifetime time.Duration `yaml:"max_lifetime"`
 	// EncryptionKey(/File) encrypts refresh tokens and signs login state
-	// (32 bytes, base64).
+	// (32 bytes, base64; see EncryptionKeyBytes). Required with store
+	// redis, since every replica must open every session.
 	EncryptionKey     string `yaml:"encryption_key"`
 	EncryptionKeyFile string `yaml:"encryption_key_file"`
 }
@@ -202,7 +215,8 @@ type Redis struct {
 
 // Policy is where the Rego policies and data come from.
 type Policy struct {
-	// Paths are .rego files, data .json/.yaml files or directories.
+	// Paths are .rego files, data .json/.yaml files or directories,
+	// relative to the configuration file.
 	Paths []string `yaml:"paths"`
 	// Package is the Rego package root (default crmgate).
 	Package string `yaml:"package"`
@@ -211,7 +225,8 @@ type Policy struct {
 	Bundle Bundle `yaml:"bundle"`
 }
 
-// Bundle pulls an OPA bundle from an HTTP bundle server.
+// Bundle pulls an OPA bundle from a bundle server (https unless on
+// loopback).
 type Bundle struct {
 	URL          string        `yaml:"url"`
 	PollInterval time.Duration `yaml:"poll_interval"`
@@ -223,8 +238,11 @@ type Bundle struct {
 type DecisionLog struct {
 	// Output is stdout, file, http or none.
 	Output string `yaml:"output"`
-	File   string `yaml:"file"`
-	// URL is an OPA decision-log upload endpoint (output http).
+	// File is the log file for output file, relative to the configuration
+	// file.
+	File string `yaml:"file"`
+	// URL is an OPA decision-log upload endpoint (output http; https
+	// unless on loopback).
 	URL string `yaml:"url"`
 	// BufferSize bounds queued events; beyond it events are dropped and counted.
 	BufferSize int `yaml:"buffer_size"`
@@ -245,7 +263,8 @@ type Metrics struct {
 // Admin protects the admin listener.
 type Admin struct {
 	// Token (or TokenFile) is required as Authorization: Bearer on every
-	// admin endpoint except /healthz and /readyz.
+	// admin endpoint except /healthz and /readyz. It must be set, and at
+	// least 16 characters, when admin_listen is not a loopback address.
 	Token     string `yaml:"token"`
 	TokenFile string `yaml:"token_file"`
 }
