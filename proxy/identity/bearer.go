@@ -33,9 +33,10 @@ const (
 	httpTimeout = 10 * time.Second
 )
 
-// DefaultAlgorithms are the signing algorithms accepted when
-// BearerConfig.Algorithms is empty.
-var DefaultAlgorithms = []string{oidc.RS256, oidc.ES256, oidc.PS256}
+// DefaultAlgorithms returns the signing algorithms accepted when
+// BearerConfig.Algorithms is empty. It is a function so that no caller can
+// change the default for everyone else.
+func DefaultAlgorithms() []string { return []string{oidc.RS256, oidc.ES256, oidc.PS256} }
 
 // asymmetricAlgorithms are the only algorithms a bearer verifier may be
 // configured with. "none" and the HMAC family are absent on purpose: with
@@ -55,7 +56,7 @@ type BearerConfig struct {
 	// one. Required.
 	Audiences []string
 	// Algorithms are the accepted signing algorithms (asymmetric only);
-	// empty means DefaultAlgorithms.
+	// empty means DefaultAlgorithms().
 	Algorithms []string
 	// Mapper turns verified claims into the subject. Required.
 	Mapper *Mapper
@@ -111,7 +112,7 @@ func NewBearer(ctx context.Context, cfg BearerConfig) (*Bearer, error) {
 	}
 	algs := cfg.Algorithms
 	if len(algs) == 0 {
-		algs = DefaultAlgorithms
+		algs = DefaultAlgorithms()
 	}
 	for _, a := range algs {
 		if !slices.Contains(asymmetricAlgorithms, a) {

@@ -19,6 +19,8 @@ import (
 // cause meant for logs only (never for clients).
 var (
 	// ErrNoCredentials means the request carries no credentials at all.
+	// BearerToken reports that as ok false instead; the error is for
+	// callers that have tried every method (session, bearer) and found none.
 	ErrNoCredentials = errors.New("no credentials")
 	// ErrInvalidToken means credentials were presented but cannot be
 	// accepted: malformed, forged, expired, for another audience, or with
