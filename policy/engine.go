@@ -115,7 +115,7 @@ func (e *Engine) Warnings() []string { return slices.Clone(e.state.Load().warnin
 
 // build reads, compiles and prepares one revision.
 func build(ctx context.Context, opts Options) (*compiled, error) {
-	src, err := readSource(opts.Source, opts.Package)
+	src, err := readSource(opts.Source, opts.Package, false)
 	if err != nil {
 		return nil, err
 	}

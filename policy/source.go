@@ -59,7 +59,7 @@ type loaded struct {
 
 // readSource reads and parses every policy, test and data file of src.
 // Errors name the file and, where the parser knows it, the line and column.
-func readSource(src Source, pkg string) (*loaded, error) {
+func readSource(src Source, pkg string, withTests bool) (*loaded, error) {
 	files, err := listSource(src)
 	if err != nil {
 		return nil, err
@@ -75,6 +75,10 @@ func readSource(src Source, pkg string) (*loaded, error) {
 	writeHashed(hash, "package", pkg, nil)
 	for _, f := range files {
 		switch {
+		case isTestFile(f.name) && !withTests:
+			// An Engine never evaluates tests, so a broken test must not
+			// stop a policy from loading; Test reports it.
+			continue
 		case strings.HasSuffix(f.name, ".rego"):
 			mod, err := ast.ParseModuleWithOpts(f.name, string(f.raw), ast.ParserOptions{
 				RegoVersion:       ast.RegoV1,

@@ -26,6 +26,8 @@ type TestResult struct {
 	Err  error
 	// Location is file:line of the test rule.
 	Location string
+	// Output is what the test printed (print()), useful when it fails.
+	Output   string
 	Duration time.Duration
 }
 
@@ -33,7 +35,7 @@ type TestResult struct {
 // data, the way `opa test` does. The error is for sources that do not load
 // or compile; failing tests are reported in the results.
 func Test(ctx context.Context, src Source) ([]TestResult, error) {
-	loaded, err := readSource(src, "")
+	loaded, err := readSource(src, "", true)
 	if err != nil {
 		return nil, fmt.Errorf("test policy: %w", err)
 	}
@@ -65,12 +67,10 @@ func Test(ctx context.Context, src Source) ([]TestResult, error) {
 			Fail:     r.Fail,
 			Err:      r.Error,
 			Duration: r.Duration,
+			Output:   strings.TrimSpace(string(r.Output)),
 		}
 		if r.Location != nil {
 			tr.Location = fmt.Sprintf("%s:%d", r.Location.File, r.Location.Row)
-		}
-		if r.Error != nil && len(r.Output) > 0 {
-			tr.Err = fmt.Errorf("%w (output: %s)", r.Error, strings.TrimSpace(string(r.Output)))
 		}
 		tr.Pass = !r.Fail && r.Error == nil && !r.Skip
 		out = append(out, tr)

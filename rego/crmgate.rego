@@ -25,12 +25,12 @@ read_only := {"list", "read"}
 sales_grants := {
 	"account": crud,
 	"contact": crud,
-	"lead": crud | {"delete"}, # only their own leads: see records.rego
+	"lead": (crud | {"delete"}), # only their own leads: see records.rego
 	"opportunity": crud,
 	"case": crud,
 	"call": crud,
 	"meeting": crud,
-	"task": crud | {"delete"}, # only their own tasks: see records.rego
+	"task": (crud | {"delete"}), # only their own tasks: see records.rego
 	"note": crud,
 	"product": read_only, # the catalogue, without buy prices
 	"employee": read_only, # their own personnel record only
@@ -48,12 +48,13 @@ grants := {
 	},
 	"sales": sales_grants,
 	# Line managers: everything sales has, on more records (records.rego),
-	# and may export their team's opportunities.
-	"line_manager": object.union(sales_grants, {"opportunity": crud | {"export"}}),
+	# and may export their team's opportunities. (The parentheses matter: a
+	# one-key object {"k": a | b} is an object comprehension in Rego.)
+	"line_manager": object.union(sales_grants, {"opportunity": (crud | {"export"})}),
 	# Warehouse: the product catalogue including buy prices, and their own
 	# personnel record. No customer data.
 	"inventory_manager": {
-		"product": crud | {"delete"},
+		"product": (crud | {"delete"}),
 		"employee": read_only,
 	},
 }

@@ -61,7 +61,7 @@ personnel_visible_to(role) := personnel_ids(me) if role != "line_manager"
 
 personnel_visible_to("line_manager") := ids if {
 	team := {u | some u, info in users; info.team in input.subject.teams}
-	ids := {id | some u in my_reports | team; some id in personnel_ids(u)} | personnel_ids(me)
+	ids := {id | some u in (my_reports | team); some id in personnel_ids(u)} | personnel_ids(me)
 }
 
 # Customers: their own account, its contacts, opportunities, quotes and
