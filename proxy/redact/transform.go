@@ -1,0 +1,752 @@
+package redact
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"sync"
+
+	"github.com/go-json-experiment/json/jsontext"
+
+	"github.com/crmgate/crmgate/policy"
+)
+
+// flushAt is how much output collects before it is written to dst.
+const flushAt = 32 << 10
+
+// maxPooled keeps a walker that once held a huge record out of the pool.
+const maxPooled = 1 << 20
+
+// walkers recycles decoders and scratch buffers between Transform calls; it
+// holds no state that outlives a call.
+var walkers = sync.Pool{New: func() any { return new(walker) }}
+
+// names says which names an object walk removes or masks.
+type names struct {
+	// base applies the plan's hidden and masked names; it is off when a
+	// record already redacted is walked again for its record-hidden names.
+	base bool
+	// extra are folded names hidden for the current record only.
+	extra []string
+}
+
+var baseNames = names{base: true}
+
+// errReader remembers the upstream's own read error, so that a broken
+// connection is not reported as a body that is not JSON.
+type errReader struct {
+	r   io.Reader
+	err error
+}
+
+func (e *errReader) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err != nil && !errors.Is(err, io.EOF) {
+		e.err = err
+	}
+	return n, err
+}
+
+// walker is the state of one Transform call.
+type walker struct {
+	c    *Compiled
+	mode Mode
+	dst  io.Writer
+	src  errReader
+
+	dec    *jsontext.Decoder // the body
+	sub    *jsontext.Decoder // values already read and validated
+	subBuf bytes.Buffer
+
+	out     []byte // output not yet written to dst
+	hold    bool   // out may not reach dst yet
+	inRec   int    // >0 while a record is being written (out may be cut back)
+	uq      []byte // the current name, unescaped (may alias the decoder)
+	uqBuf   []byte
+	fold    []byte // the current name, folded
+	nameBuf []byte // a raw name kept across a value read
+	valBuf  []byte
+	scratch []byte
+	rewalk  []byte
+	extra   []string
+
+	record map[string]any
+	recID  string
+	hasID  bool
+	mac    hash.Hash
+
+	stats      Stats
+	fatal      error // an error of ours (shape, rule, denial), not of the JSON
+	werr       error
+	targetSeen bool
+	listDone   bool
+	upstreamN  int // records the upstream sent in the list, kept or not
+}
+
+func getWalker(c *Compiled, dst io.Writer, src io.Reader, mode Mode) *walker {
+	w := walkers.Get().(*walker)
+	w.c, w.mode, w.dst = c, mode, dst
+	w.src = errReader{r: src}
+	if w.dec == nil {
+		w.dec = jsontext.NewDecoder(&w.src)
+		w.sub = jsontext.NewDecoder(&w.subBuf)
+	} else {
+		w.dec.Reset(&w.src)
+	}
+	if w.record == nil {
+		w.record = make(map[string]any)
+	}
+	return w
+}
+
+func putWalker(w *walker) {
+	if cap(w.out) > maxPooled || cap(w.rewalk) > maxPooled {
+		return
+	}
+	clear(w.record)
+	w.c, w.dst, w.src, w.mac = nil, nil, errReader{}, nil
+	w.out, w.rewalk = w.out[:0], w.rewalk[:0]
+	w.uq, w.extra = nil, w.extra[:0]
+	w.hold, w.inRec, w.hasID, w.recID = false, 0, false, ""
+	w.stats, w.fatal, w.werr = Stats{}, nil, nil
+	w.targetSeen, w.listDone, w.upstreamN = false, false, 0
+	w.subBuf = bytes.Buffer{}
+	w.sub.Reset(&w.subBuf)
+	w.dec.Reset(&w.src)
+	walkers.Put(w)
+}
+
+// run transforms the whole document and sorts out what went wrong.
+func (w *walker) run() error {
+	var err error
+	switch w.mode {
+	case ModeList:
+		w.hold = true
+		err = w.value(w.c.listTrie)
+	case ModeRecord:
+		w.hold = true
+		err = w.value(w.c.recTrie)
+	case ModeOther:
+		err = w.generic(w.dec, baseNames)
+	default:
+		return fmt.Errorf("transform: unknown mode %d", int(w.mode))
+	}
+	if err == nil {
+		err = w.end()
+	}
+	if err == nil {
+		err = w.flush()
+	}
+	switch {
+	case err == nil:
+		return nil
+	case w.werr != nil:
+		return fmt.Errorf("transform: write: %w", w.werr)
+	case w.src.err != nil:
+		return fmt.Errorf("transform: read body: %w", w.src.err)
+	case w.fatal != nil:
+		return w.fatal
+	}
+	return fmt.Errorf("transform: %w: %w", ErrNotJSON, err)
+}
+
+func (w *walker) end() error {
+	if w.mode != ModeOther && !w.targetSeen {
+		path := w.c.shape.ListPath
+		if w.mode == ModeRecord {
+			path = w.c.shape.RecordPath
+		}
+		return w.fail(fmt.Errorf("transform: %w: no %s at %q", ErrUnexpectedShape, w.mode, path))
+	}
+	if _, err := w.dec.ReadToken(); !errors.Is(err, io.EOF) {
+		if err == nil {
+			return errors.New("data after the top-level value")
+		}
+		return err
+	}
+	return nil
+}
+
+func (w *walker) fail(err error) error {
+	if w.fatal == nil {
+		w.fatal = err
+	}
+	return err
+}
+
+func (w *walker) flush() error {
+	if len(w.out) == 0 {
+		return nil
+	}
+	_, err := w.dst.Write(w.out)
+	w.out = w.out[:0]
+	if err != nil {
+		w.werr = err
+	}
+	return err
+}
+
+// maybeFlush writes out what has collected, unless it is held back or a
+// record in progress may still be cut from it.
+func (w *walker) maybeFlush() error {
+	if len(w.out) < flushAt {
+		return nil
+	}
+	if w.hold {
+		if len(w.out) > MaxHeld {
+			return w.fail(fmt.Errorf("transform: %w: more than %d bytes before the %s", ErrUnexpectedShape, MaxHeld, w.mode))
+		}
+		return nil
+	}
+	if w.inRec > 0 {
+		return nil
+	}
+	return w.flush()
+}
+
+// name decodes the raw (quoted) member name into w.uq and w.fold.
+func (w *walker) name(raw []byte) {
+	body := raw[1 : len(raw)-1]
+	if bytes.IndexByte(body, '\\') < 0 {
+		w.uq = body
+	} else {
+		// The decoder has validated the string, so unquoting cannot fail.
+		w.uqBuf, _ = jsontext.AppendUnquote(w.uqBuf[:0], raw)
+		w.uq = w.uqBuf
+	}
+	w.fold = appendFold(w.fold[:0], w.uq)
+}
+
+// hides reports whether the current name is removed under nm.
+func (w *walker) hides(e entry, nm names) bool {
+	if nm.base && e.hidden {
+		return true
+	}
+	for _, x := range nm.extra {
+		if x == string(w.fold) {
+			return true
+		}
+	}
+	return false
+}
+
+func (w *walker) comma(first *bool) {
+	if !*first {
+		w.out = append(w.out, ',')
+	}
+	*first = false
+}
+
+// generic writes the next value of d, removing and masking by name at any
+// depth.
+func (w *walker) generic(d *jsontext.Decoder, nm names) error {
+	switch d.PeekKind() {
+	case '{':
+		if _, err := d.ReadToken(); err != nil {
+			return err
+		}
+		w.out = append(w.out, '{')
+		first := true
+		for d.PeekKind() != '}' {
+			raw, err := d.ReadValue()
+			if err != nil {
+				return err
+			}
+			w.name(raw)
+			e := w.c.names[string(w.fold)]
+			if w.hides(e, nm) {
+				w.stats.Redacted++
+				if err := d.SkipValue(); err != nil {
+					return err
+				}
+				continue
+			}
+			w.comma(&first)
+			w.out = append(w.out, raw...)
+			w.out = append(w.out, ':')
+			if nm.base && e.mask != maskNone {
+				err = w.maskNext(d, e.mask)
+			} else {
+				err = w.generic(d, nm)
+			}
+			if err != nil {
+				return err
+			}
+			if err := w.maybeFlush(); err != nil {
+				return err
+			}
+		}
+		if _, err := d.ReadToken(); err != nil {
+			return err
+		}
+		w.out = append(w.out, '}')
+		return nil
+	case '[':
+		if _, err := d.ReadToken(); err != nil {
+			return err
+		}
+		w.out = append(w.out, '[')
+		first := true
+		for d.PeekKind() != ']' {
+			w.comma(&first)
+			if err := w.generic(d, nm); err != nil {
+				return err
+			}
+			if err := w.maybeFlush(); err != nil {
+				return err
+			}
+		}
+		if _, err := d.ReadToken(); err != nil {
+			return err
+		}
+		w.out = append(w.out, ']')
+		return nil
+	}
+	v, err := d.ReadValue()
+	if err != nil {
+		return err
+	}
+	w.out = append(w.out, v...)
+	return nil
+}
+
+// maskNext writes the masked form of the next value of d.
+func (w *walker) maskNext(d *jsontext.Decoder, style maskStyle) error {
+	v, err := d.ReadValue()
+	if err != nil {
+		return err
+	}
+	w.appendMask(v, style)
+	return nil
+}
+
+// appendMask writes the masked form of the raw value v: strings by style,
+// any other value but null as "[redacted]".
+func (w *walker) appendMask(v []byte, style maskStyle) {
+	switch v[0] {
+	case 'n':
+		w.out = append(w.out, "null"...)
+		return
+	case '"':
+		var s []byte
+		s, w.valBuf = unquote(v, w.valBuf)
+		if style == maskHash && w.mac == nil {
+			w.mac = newMAC(w.c.hashKey)
+		}
+		w.out, w.scratch = appendMasked(w.out, s, style, w.mac, w.scratch)
+	default:
+		w.out = append(w.out, redactedJSON...)
+	}
+	w.stats.Redacted++
+}
+
+// unquote returns the contents of the valid JSON string v, using buf only
+// when v has escapes.
+func unquote(v, buf []byte) ([]byte, []byte) {
+	body := v[1 : len(v)-1]
+	if bytes.IndexByte(body, '\\') < 0 {
+		return body, buf
+	}
+	buf, _ = jsontext.AppendUnquote(buf[:0], v)
+	return buf, buf
+}
+
+// value writes the value at the structural node n of the body.
+func (w *walker) value(n *pathNode) error {
+	switch n.kind {
+	case nodeList:
+		return w.list()
+	case nodeRecord:
+		return w.single()
+	}
+	if len(n.children) > 0 && w.dec.PeekKind() == '{' {
+		return w.envelope(n)
+	}
+	return w.generic(w.dec, baseNames)
+}
+
+// envelope writes an object on the way to the list or record, rewriting
+// counts.
+func (w *walker) envelope(n *pathNode) error {
+	d := w.dec
+	if _, err := d.ReadToken(); err != nil {
+		return err
+	}
+	w.out = append(w.out, '{')
+	first := true
+	var pending []pendingTotal
+	for d.PeekKind() != '}' {
+		raw, err := d.ReadValue()
+		if err != nil {
+			return err
+		}
+		w.name(raw)
+		e := w.c.names[string(w.fold)]
+		if e.hidden {
+			w.stats.Redacted++
+			if err := d.SkipValue(); err != nil {
+				return err
+			}
+			continue
+		}
+		child := n.children[string(w.uq)]
+		if child != nil && child.kind == nodeTotal {
+			name := bytes.Clone(raw)
+			v, err := d.ReadValue()
+			if err != nil {
+				return err
+			}
+			switch {
+			case w.listDone:
+				w.writeTotal(&first, name, child.total, v)
+			case n.holdsTarget:
+				pending = append(pending, pendingTotal{name: name, value: bytes.Clone(v), style: child.total})
+			}
+			continue
+		}
+		w.comma(&first)
+		w.out = append(w.out, raw...)
+		w.out = append(w.out, ':')
+		switch {
+		case child != nil && (child.kind != nodeInner || child.holdsTarget):
+			err = w.value(child)
+		case e.mask != maskNone:
+			err = w.maskNext(d, e.mask)
+		case child != nil:
+			err = w.value(child)
+		default:
+			err = w.generic(d, baseNames)
+		}
+		if err != nil {
+			return err
+		}
+		if err := w.maybeFlush(); err != nil {
+			return err
+		}
+	}
+	if _, err := d.ReadToken(); err != nil {
+		return err
+	}
+	for _, p := range pending {
+		w.writeTotal(&first, p.name, p.style, p.value)
+	}
+	w.out = append(w.out, '}')
+	return nil
+}
+
+func (w *walker) writeTotal(first *bool, name []byte, style totalStyle, upstream []byte) {
+	var ok bool
+	if w.scratch, ok = w.appendTotal(w.scratch[:0], style, upstream); !ok {
+		return
+	}
+	w.comma(first)
+	w.out = append(w.out, name...)
+	w.out = append(w.out, ':')
+	w.out = append(w.out, w.scratch...)
+}
+
+// list writes the list, record by record.
+func (w *walker) list() error {
+	d := w.dec
+	if d.PeekKind() != '[' {
+		if _, err := d.ReadValue(); err != nil {
+			return err
+		}
+		return w.fail(fmt.Errorf("transform: %w: list at %q is not an array", ErrUnexpectedShape, w.c.shape.ListPath))
+	}
+	if _, err := d.ReadToken(); err != nil {
+		return err
+	}
+	w.targetSeen = true
+	w.hold = false
+	w.out = append(w.out, '[')
+	first := true
+	for d.PeekKind() != ']' {
+		kept, err := w.recordValue(first)
+		if err != nil {
+			return err
+		}
+		if kept {
+			first = false
+		}
+		if err := w.maybeFlush(); err != nil {
+			return err
+		}
+	}
+	if _, err := d.ReadToken(); err != nil {
+		return err
+	}
+	w.out = append(w.out, ']')
+	w.listDone = true
+	return nil
+}
+
+// single writes the one record of a ModeRecord body, or refuses it.
+func (w *walker) single() error {
+	if w.dec.PeekKind() != '{' {
+		if _, err := w.dec.ReadValue(); err != nil {
+			return err
+		}
+		return w.fail(fmt.Errorf("transform: %w: record at %q is not an object", ErrUnexpectedShape, w.c.shape.RecordPath))
+	}
+	w.targetSeen = true
+	kept, err := w.recordValue(true)
+	if err != nil {
+		return err
+	}
+	if !kept {
+		return w.fail(fmt.Errorf("transform: %w", ErrRecordDenied))
+	}
+	w.hold = false
+	return nil
+}
+
+// recordValue writes the next record of the body, checking it with the
+// record rule; it reports whether the record was kept.
+func (w *walker) recordValue(first bool) (bool, error) {
+	d := w.dec
+	if d.PeekKind() != '{' {
+		if _, err := d.ReadValue(); err != nil {
+			return false, err
+		}
+		return false, w.fail(fmt.Errorf("transform: %w: record at %s is not an object", ErrUnexpectedShape, d.StackPointer()))
+	}
+	start := len(w.out)
+	if !first {
+		w.out = append(w.out, ',')
+	}
+	body := len(w.out)
+	redacted := w.stats.Redacted
+	clear(w.record)
+	w.recID, w.hasID = "", false
+	w.inRec++
+	err := w.recordObject(0)
+	w.inRec--
+	if err != nil {
+		return false, err
+	}
+	w.upstreamN++
+	rd := policy.RecordDecision{Allow: true}
+	if w.c.rule != nil {
+		if rd, err = w.c.rule.Check(w.record); err != nil {
+			return false, w.fail(fmt.Errorf("transform: record rule: %w", err))
+		}
+	}
+	if !rd.Allow {
+		w.out = w.out[:start]
+		w.stats.Redacted = redacted
+		w.stats.Filtered++
+		return false, nil
+	}
+	if len(rd.HiddenFields) > 0 {
+		if err := w.rehide(body, rd.HiddenFields); err != nil {
+			return false, err
+		}
+	}
+	w.stats.Returned++
+	if w.hasID {
+		if len(w.stats.IDs) < w.c.maxIDs {
+			w.stats.IDs = append(w.stats.IDs, w.recID)
+		} else {
+			w.stats.Truncated = true
+		}
+	}
+	return true, nil
+}
+
+// recordObject writes an object of a record: the record itself (level 0)
+// or one on the way to, or at, its fields (level = depth in FieldsPath).
+// Along the way it collects what the record rule needs.
+func (w *walker) recordObject(level int) error {
+	d := w.dec
+	if _, err := d.ReadToken(); err != nil {
+		return err
+	}
+	w.out = append(w.out, '{')
+	fp := w.c.shape.FieldsPath
+	atFields := level == len(fp)
+	first := true
+	for d.PeekKind() != '}' {
+		raw, err := d.ReadValue()
+		if err != nil {
+			return err
+		}
+		w.name(raw)
+		e := w.c.names[string(w.fold)]
+		isID := string(w.uq) == w.c.shape.IDField && w.c.shape.IDField != ""
+		recID := isID && level == 0
+		wanted := atFields && w.c.rule != nil && (w.c.wantAll || w.wants(w.uq))
+		cut := atFields && w.c.visibleDef && !e.visible && !isID
+		if recID || wanted {
+			if err := w.collect(raw, recID, e, cut, &first); err != nil {
+				return err
+			}
+			continue
+		}
+		if e.hidden || cut {
+			w.stats.Redacted++
+			if err := d.SkipValue(); err != nil {
+				return err
+			}
+			continue
+		}
+		w.comma(&first)
+		w.out = append(w.out, raw...)
+		w.out = append(w.out, ':')
+		switch {
+		case level < len(fp) && string(w.uq) == fp[level] && d.PeekKind() == '{':
+			err = w.recordObject(level + 1)
+		case e.mask != maskNone:
+			err = w.maskNext(d, e.mask)
+		default:
+			err = w.generic(d, baseNames)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if _, err := d.ReadToken(); err != nil {
+		return err
+	}
+	w.out = append(w.out, '}')
+	return nil
+}
+
+func (w *walker) wants(name []byte) bool {
+	_, ok := w.c.want[string(name)]
+	return ok
+}
+
+// collect reads a member the record rule needs (or the record id), keeps
+// its value for the rule, then writes it as the plan says. raw is the
+// member's quoted name.
+func (w *walker) collect(raw []byte, recID bool, e entry, cut bool, first *bool) error {
+	d := w.dec
+	key := w.c.shape.IDField
+	if !recID {
+		key = string(w.uq)
+	}
+	w.nameBuf = append(w.nameBuf[:0], raw...)
+	v, err := d.ReadValue()
+	if err != nil {
+		return err
+	}
+	val, err := w.decodeAny(v)
+	if err != nil {
+		return err
+	}
+	w.record[key] = val
+	if recID {
+		w.hasID = true
+		if s, ok := val.(string); ok {
+			w.recID = s
+		} else {
+			w.recID = string(v)
+		}
+	}
+	if e.hidden || cut {
+		w.stats.Redacted++
+		return nil
+	}
+	w.comma(first)
+	w.out = append(w.out, w.nameBuf...)
+	w.out = append(w.out, ':')
+	switch {
+	case e.mask != maskNone:
+		w.appendMask(v, e.mask)
+	case v[0] == '{' || v[0] == '[':
+		w.subBuf = *bytes.NewBuffer(v)
+		w.sub.Reset(&w.subBuf, jsontext.AllowDuplicateNames(true))
+		return w.generic(w.sub, baseNames)
+	default:
+		w.out = append(w.out, v...)
+	}
+	return nil
+}
+
+// rehide walks the record written from out[from:] again, removing the
+// record rule's extra hidden names at any depth. Masks and the allow-list
+// were applied in the first pass, so only names are removed here.
+func (w *walker) rehide(from int, hidden []string) error {
+	w.extra = w.extra[:0]
+	for _, h := range hidden {
+		w.scratch = appendFold(w.scratch[:0], []byte(h))
+		w.extra = append(w.extra, string(w.scratch))
+	}
+	w.rewalk = append(w.rewalk[:0], w.out[from:]...)
+	w.out = w.out[:from]
+	w.subBuf = *bytes.NewBuffer(w.rewalk)
+	w.sub.Reset(&w.subBuf, jsontext.AllowDuplicateNames(true))
+	if err := w.generic(w.sub, names{extra: w.extra}); err != nil {
+		return w.fail(fmt.Errorf("transform: record hidden fields: %w", err))
+	}
+	return nil
+}
+
+// decodeAny turns a raw value into what the record rule sees: strings,
+// json.Number, bools, nil, map[string]any and []any.
+func (w *walker) decodeAny(v []byte) (any, error) {
+	switch v[0] {
+	case '"':
+		s, buf := unquote(v, w.valBuf)
+		w.valBuf = buf
+		return string(s), nil
+	case 'n':
+		return nil, nil
+	case 't':
+		return true, nil
+	case 'f':
+		return false, nil
+	case '{', '[':
+		w.subBuf = *bytes.NewBuffer(v)
+		w.sub.Reset(&w.subBuf, jsontext.AllowDuplicateNames(true))
+		return decodeTokens(w.sub)
+	}
+	return json.Number(string(v)), nil
+}
+
+func decodeTokens(d *jsontext.Decoder) (any, error) {
+	tok, err := d.ReadToken()
+	if err != nil {
+		return nil, err
+	}
+	switch tok.Kind() {
+	case '{':
+		m := make(map[string]any)
+		for d.PeekKind() != '}' {
+			k, err := d.ReadToken()
+			if err != nil {
+				return nil, err
+			}
+			name := k.String()
+			if m[name], err = decodeTokens(d); err != nil {
+				return nil, err
+			}
+		}
+		_, err := d.ReadToken()
+		return m, err
+	case '[':
+		a := []any{}
+		for d.PeekKind() != ']' {
+			x, err := decodeTokens(d)
+			if err != nil {
+				return nil, err
+			}
+			a = append(a, x)
+		}
+		_, err := d.ReadToken()
+		return a, err
+	case '"':
+		return tok.String(), nil
+	case 'n':
+		return nil, nil
+	case 't':
+		return true, nil
+	case 'f':
+		return false, nil
+	}
+	return json.Number(tok.String()), nil
+}
