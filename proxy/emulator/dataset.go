@@ -256,6 +256,19 @@ func (ds *Dataset) snapshot(module string) []map[string]any {
 	return out
 }
 
+// userNames maps user id → the given field of the user record, taken once
+// per response so rendering a long list does not lock per record.
+func (ds *Dataset) userNames(field string) map[string]any {
+	ds.mu.RLock()
+	defer ds.mu.RUnlock()
+	t := ds.modules["Users"]
+	out := make(map[string]any, len(t.order))
+	for id, rec := range t.byID {
+		out[id] = rec[field]
+	}
+	return out
+}
+
 func (ds *Dataset) newID() string {
 	ds.seq++
 	return fmt.Sprintf("new-%06d", ds.seq)

@@ -92,7 +92,7 @@ func (e *espo) entity(w http.ResponseWriter, r *http.Request) *moduleSchema {
 
 // render is one record as EspoCRM returns it: a flat object with the
 // entity's attributes in camelCase, the link names resolved.
-func (e *espo) render(sc *moduleSchema, rec map[string]any, sel map[string]bool) map[string]any {
+func (e *espo) render(sc *moduleSchema, rec map[string]any, sel map[string]bool, users map[string]any) map[string]any {
 	out := make(map[string]any, len(sc.fields)+3)
 	out["id"] = rec["id"]
 	for _, f := range sc.fields {
@@ -105,11 +105,7 @@ func (e *espo) render(sc *moduleSchema, rec map[string]any, sel map[string]bool)
 		out["deleted"] = false
 	}
 	if uid, ok := rec["assigned_user_id"].(string); ok && (sel == nil || sel["assignedUserName"]) {
-		var name any
-		if u, ok := e.ds.Get("Users", uid); ok {
-			name = u["name"]
-		}
-		out["assignedUserName"] = name
+		out["assignedUserName"] = users[uid]
 	}
 	return out
 }
@@ -175,8 +171,9 @@ func (e *espo) writeList(w http.ResponseWriter, r *http.Request, sc *moduleSchem
 	start := min(offset, total)
 	end := min(start+maxSize, total)
 	list := make([]any, 0, end-start)
+	users := e.ds.userNames("name")
 	for _, rec := range recs[start:end] {
-		list = append(list, e.render(sc, rec, sel))
+		list = append(list, e.render(sc, rec, sel, users))
 	}
 	if r.Header.Get("X-No-Total") == "true" {
 		total = -1
@@ -318,7 +315,7 @@ func (e *espo) read(w http.ResponseWriter, r *http.Request) {
 		e.fail(w, http.StatusNotFound, "")
 		return
 	}
-	e.write(w, r, e.render(sc, rec, nil))
+	e.write(w, r, e.render(sc, rec, nil, e.ds.userNames("name")))
 }
 
 func (e *espo) decode(w http.ResponseWriter, r *http.Request) (map[string]any, bool) {
@@ -361,7 +358,7 @@ func (e *espo) create(w http.ResponseWriter, r *http.Request) {
 	id := e.ds.newID()
 	e.ds.put(sc.suite, id, rec)
 	e.ds.mu.Unlock()
-	e.write(w, r, e.render(sc, rec, nil))
+	e.write(w, r, e.render(sc, rec, nil, e.ds.userNames("name")))
 }
 
 func (e *espo) update(w http.ResponseWriter, r *http.Request) {
@@ -386,7 +383,7 @@ func (e *espo) update(w http.ResponseWriter, r *http.Request) {
 	rec["date_modified"] = time.Now().UTC().Format(time.DateTime)
 	e.ds.put(sc.suite, id, rec)
 	e.ds.mu.Unlock()
-	e.write(w, r, e.render(sc, rec, nil))
+	e.write(w, r, e.render(sc, rec, nil, e.ds.userNames("name")))
 }
 
 func (e *espo) delete(w http.ResponseWriter, r *http.Request) {

@@ -217,7 +217,7 @@ func (s *suite) module(w http.ResponseWriter, r *http.Request, name string) *mod
 
 // render is one record as a JSON:API resource object. fields, when not
 // nil, limits the attributes (fields[Module]=a,b).
-func (s *suite) render(sc *moduleSchema, rec map[string]any, fields map[string]bool) map[string]any {
+func (s *suite) render(sc *moduleSchema, rec map[string]any, fields map[string]bool, users map[string]any) map[string]any {
 	attrs := make(map[string]any, len(sc.fields)+1)
 	for _, f := range sc.fields {
 		if fields != nil && !fields[f.suite] {
@@ -226,11 +226,11 @@ func (s *suite) render(sc *moduleSchema, rec map[string]any, fields map[string]b
 		attrs[f.suite] = suiteValue(rec[f.suite])
 	}
 	if uid, ok := rec["assigned_user_id"].(string); ok && (fields == nil || fields["assigned_user_name"]) {
-		if u, ok := s.ds.Get("Users", uid); ok {
-			attrs["assigned_user_name"] = u["user_name"]
-		} else {
-			attrs["assigned_user_name"] = ""
+		name, ok := users[uid]
+		if !ok {
+			name = ""
 		}
+		attrs["assigned_user_name"] = name
 	}
 	id, _ := rec["id"].(string)
 	rels := make(map[string]any, len(sc.links))
@@ -307,8 +307,9 @@ func (s *suite) list(w http.ResponseWriter, r *http.Request) {
 	end := min(start+size, total)
 	fields := fieldSelection(q, sc)
 	data := make([]any, 0, end-start)
+	users := s.ds.userNames("user_name")
 	for _, rec := range recs[start:end] {
-		data = append(data, s.render(sc, rec, fields))
+		data = append(data, s.render(sc, rec, fields, users))
 	}
 	doc := map[string]any{
 		"meta": map[string]any{"total-pages": pages, "records-on-this-page": len(data)},
@@ -464,7 +465,7 @@ func (s *suite) read(w http.ResponseWriter, r *http.Request) {
 		s.notFound(w, r, sc.suite, r.PathValue("id"))
 		return
 	}
-	s.write(w, r, http.StatusOK, map[string]any{"data": s.render(sc, rec, fieldSelection(r.URL.Query(), sc))})
+	s.write(w, r, http.StatusOK, map[string]any{"data": s.render(sc, rec, fieldSelection(r.URL.Query(), sc), s.ds.userNames("user_name"))})
 }
 
 // writeDoc is the body of create, update and relate calls.
@@ -528,7 +529,7 @@ func (s *suite) create(w http.ResponseWriter, r *http.Request) {
 	s.ds.put(sc.suite, id, rec)
 	s.ds.mu.Unlock()
 	saved, _ := s.ds.Get(sc.suite, id)
-	s.write(w, r, http.StatusCreated, map[string]any{"data": s.render(sc, saved, nil)})
+	s.write(w, r, http.StatusCreated, map[string]any{"data": s.render(sc, saved, nil, s.ds.userNames("user_name"))})
 }
 
 func (s *suite) update(w http.ResponseWriter, r *http.Request) {
@@ -556,7 +557,7 @@ func (s *suite) update(w http.ResponseWriter, r *http.Request) {
 	rec["date_modified"] = time.Now().UTC().Format(time.DateTime)
 	s.ds.put(sc.suite, doc.Data.ID, rec)
 	s.ds.mu.Unlock()
-	s.write(w, r, http.StatusOK, map[string]any{"data": s.render(sc, rec, nil)})
+	s.write(w, r, http.StatusOK, map[string]any{"data": s.render(sc, rec, nil, s.ds.userNames("user_name"))})
 }
 
 func (s *suite) delete(w http.ResponseWriter, r *http.Request) {
@@ -610,9 +611,10 @@ func (s *suite) related(w http.ResponseWriter, r *http.Request) {
 	}
 	target := schemaBySuite(l.target)
 	data := []any{}
+	users := s.ds.userNames("user_name")
 	for _, rec := range s.ds.snapshot(l.target) {
 		if rec[l.foreignKey] == id {
-			data = append(data, s.render(target, rec, nil))
+			data = append(data, s.render(target, rec, nil, users))
 		}
 	}
 	s.write(w, r, http.StatusOK, map[string]any{"data": data})
