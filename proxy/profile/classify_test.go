@@ -320,3 +320,14 @@ func TestKnownModule(t *testing.T) {
 		}
 	}
 }
+
+func TestCheckQueryMethod(t *testing.T) {
+	t.Parallel()
+	p := mustBuiltin(t, "espocrm")
+	if err := p.CheckQuery("maxSize=5&_method=DELETE"); !errors.Is(err, ErrMethodOverride) {
+		t.Fatalf("err = %v, want ErrMethodOverride", err)
+	}
+	if err := p.CheckQuery("maxSize=5"); err != nil {
+		t.Fatalf("err = %v", err)
+	}
+}

@@ -120,6 +120,11 @@ func CheckQuery(rawQuery string) error {
 	return nil
 }
 
+// CheckQuery is the package-level CheckQuery; the method form lets a
+// caller holding only a *Profile check the query too. No profile changes
+// the rule.
+func (p *Profile) CheckQuery(rawQuery string) error { return CheckQuery(rawQuery) }
+
 func checkFormNames(raw string) error {
 	for raw != "" {
 		var pair string
