@@ -262,7 +262,8 @@ func jsonError(f sourceFile, err error) error {
 	var typ *json.UnmarshalTypeError
 	switch {
 	case errors.As(err, &syntax):
-		line, col := lineCol(f.raw, syntax.Offset)
+		// Offset counts the bytes read, including the offending one.
+		line, col := lineCol(f.raw, syntax.Offset-1)
 		return fmt.Errorf("%s:%d:%d: data_parse_error: %w", f.name, line, col, err)
 	case errors.As(err, &typ):
 		line, col := lineCol(f.raw, typ.Offset)
