@@ -184,6 +184,7 @@ type Stats struct {
 // concurrent use by any number of Transform calls.
 type Compiled struct {
 	names      map[string]entry // folded name → what happens to it
+	filter     nameFilter
 	visibleDef bool
 	shape      profile.Shape
 	listTrie   *pathNode
@@ -255,6 +256,9 @@ func (p *Plan) Compile() (*Compiled, error) {
 			c.want[f] = struct{}{}
 		}
 	}
+	for n := range c.names {
+		c.filter.add(n)
+	}
 	var err error
 	if c.listTrie, err = buildTrie(p.Shape.ListPath, nodeList, p.Record != nil, p.Shape.TotalPaths); err != nil {
 		return nil, fmt.Errorf("compile plan: %w", err)
@@ -263,6 +267,44 @@ func (p *Plan) Compile() (*Compiled, error) {
 		return nil, fmt.Errorf("compile plan: %w", err)
 	}
 	return c, nil
+}
+
+// nameFilter answers "certainly not a plan name" from a folded name's length
+// and first byte, which spares the map lookup for most members of a record.
+type nameFilter struct {
+	lens  uint64 // bit l: some name is l bytes long (l < 64)
+	long  bool   // some name is 64 bytes or longer
+	first [4]uint64
+}
+
+func (f *nameFilter) add(folded string) {
+	if l := len(folded); l < 64 {
+		f.lens |= 1 << l
+	} else {
+		f.long = true
+	}
+	if len(folded) > 0 {
+		f.first[folded[0]>>6] |= 1 << (folded[0] & 63)
+	}
+}
+
+func (f *nameFilter) mayHold(folded []byte) bool {
+	l := len(folded)
+	if l >= 64 {
+		return f.long
+	}
+	if f.lens&(1<<l) == 0 {
+		return false
+	}
+	return l == 0 || f.first[folded[0]>>6]&(1<<(folded[0]&63)) != 0
+}
+
+// lookup returns what the plan does with a folded name.
+func (c *Compiled) lookup(folded []byte) entry {
+	if !c.filter.mayHold(folded) {
+		return entry{}
+	}
+	return c.names[string(folded)]
 }
 
 // entry is what a plan does with one folded name.

@@ -256,9 +256,13 @@ func (w *walker) generic(d *jsontext.Decoder, nm names) error {
 				return err
 			}
 			w.name(raw)
-			e := w.c.names[string(w.fold)]
+			e := w.c.lookup(w.fold)
 			if w.hides(e, nm) {
-				w.stats.Redacted++
+				// On the second pass for record-hidden names, a masked
+				// field was already counted when it was masked.
+				if nm.base || e.mask == maskNone || d.PeekKind() == 'n' {
+					w.stats.Redacted++
+				}
 				if err := d.SkipValue(); err != nil {
 					return err
 				}
@@ -384,7 +388,7 @@ func (w *walker) envelope(n *pathNode) error {
 			return err
 		}
 		w.name(raw)
-		e := w.c.names[string(w.fold)]
+		e := w.c.lookup(w.fold)
 		if e.hidden {
 			w.stats.Redacted++
 			if err := d.SkipValue(); err != nil {
@@ -575,7 +579,7 @@ func (w *walker) recordObject(level int) error {
 			return err
 		}
 		w.name(raw)
-		e := w.c.names[string(w.fold)]
+		e := w.c.lookup(w.fold)
 		isID := string(w.uq) == w.c.shape.IDField && w.c.shape.IDField != ""
 		recID := isID && level == 0
 		wanted := atFields && w.c.rule != nil && (w.c.wantAll || w.wants(w.uq))
