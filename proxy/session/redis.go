@@ -1,0 +1,531 @@
+package session
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Redis is a Store shared by every crmgate replica that points at the same
+// Redis (single node, Sentinel or Cluster) and key prefix.
+//
+// Layout, all under the prefix:
+//
+//	s:{sha256(id)}  hash  d=record JSON, t=last seen, c=created, u=user id; TTL = session ttl
+//	u:{user id}     set   hashes of the user's sessions (RevokeUser, ListUser)
+//	r:{user id}     string  time of the user's last revocation
+//	all             zset  hash → expiry (List, Count)
+//	seen            hash  user id → last activity, unix seconds
+//
+// Times inside Redis are unix microseconds, which Lua's doubles hold
+// exactly. A session key and its index entries live in different cluster
+// slots, so no transaction can span them on a Cluster; writes are ordered
+// instead so that a half-done write is safe: index entries are added before
+// the session and removed after it, and Get checks the revocation marker,
+// so a session missing from the index is still refused after RevokeUser.
+// On a single node or Sentinel the writes also run as one MULTI/EXEC.
+type Redis struct {
+	client  redis.UniversalClient
+	prefix  string
+	now     func() time.Time
+	cluster bool
+}
+
+// NewRedis returns a store on client using keys that start with prefix.
+// The store takes ownership of the client: Close closes it.
+func NewRedis(client redis.UniversalClient, prefix string, now func() time.Time) *Redis {
+	if now == nil {
+		now = time.Now
+	}
+	_, cluster := client.(*redis.ClusterClient)
+	return &Redis{client: client, prefix: prefix, now: now, cluster: cluster}
+}
+
+var _ Store = (*Redis)(nil)
+
+func (r *Redis) sessionKey(hash string) string { return r.prefix + "s:" + hash }
+func (r *Redis) userKey(user string) string    { return r.prefix + "u:" + user }
+func (r *Redis) revokedKey(user string) string { return r.prefix + "r:" + user }
+func (r *Redis) allKey() string                { return r.prefix + "all" }
+func (r *Redis) seenKey() string               { return r.prefix + "seen" }
+
+// pipe batches writes in one round trip, atomically where the deployment
+// allows it (see the type comment).
+func (r *Redis) pipe() redis.Pipeliner {
+	if r.cluster {
+		return r.client.Pipeline()
+	}
+	return r.client.TxPipeline()
+}
+
+// storeErr maps go-redis errors to the package's: redis.Nil is a missing
+// key; anything else means Redis could not answer, and the proxy fails closed.
+func storeErr(op string, err error) error {
+	if errors.Is(err, redis.Nil) {
+		return fmt.Errorf("%s: %w", op, ErrNotFound)
+	}
+	return fmt.Errorf("%s: %w: %w", op, ErrUnavailable, err)
+}
+
+// micro and fromMicro convert the times kept in Redis.
+func micro(t time.Time) int64      { return t.UnixMicro() }
+func fromMicro(us int64) time.Time { return time.UnixMicro(us) }
+
+func ms(d time.Duration) int64 {
+	if m := d.Milliseconds(); m > 0 {
+		return m
+	}
+	return 1
+}
+
+// Scripts touch one key each, so they are atomic on every deployment.
+var (
+	// createScript refuses to overwrite: a duplicate id must not replace
+	// someone else's session.
+	createScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'd', ARGV[1], 't', ARGV[2], 'c', ARGV[3], 'u', ARGV[4])
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+return 1`)
+	// updateScript replaces the record of an existing session of the same
+	// user only.
+	updateScript = redis.NewScript(`
+local u = redis.call('HGET', KEYS[1], 'u')
+if not u then return 0 end
+if u ~= ARGV[2] then return -1 end
+redis.call('HSET', KEYS[1], 'd', ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return 1`)
+	// touchScript extends an existing session and returns its user (false
+	// when it is gone, so it is never recreated).
+	touchScript = redis.NewScript(`
+local u = redis.call('HGET', KEYS[1], 'u')
+if not u then return false end
+local t = tonumber(redis.call('HGET', KEYS[1], 't') or '0')
+if tonumber(ARGV[1]) > t then redis.call('HSET', KEYS[1], 't', ARGV[1]) end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return u`)
+	// maxScript sets a string key (or a hash field, with ARGV[2]) to ARGV[1]
+	// unless it already holds a later time, so replicas whose clocks or
+	// messages disagree can never move a time backwards.
+	maxStringScript = redis.NewScript(`
+local c = redis.call('GET', KEYS[1])
+if (not c) or tonumber(ARGV[1]) > tonumber(c) then redis.call('SET', KEYS[1], ARGV[1]) end
+return 1`)
+	maxFieldScript = redis.NewScript(`
+local c = redis.call('HGET', KEYS[1], ARGV[1])
+if (not c) or tonumber(ARGV[2]) > tonumber(c) then redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end
+return 1`)
+)
+
+// indexTTL keeps a user's index at least as long as the sessions in it;
+// EXPIRE NX then GT means "set if none, else only extend".
+func (r *Redis) indexTTL(ctx context.Context, p redis.Pipeliner, user string, ttl time.Duration) {
+	k := r.userKey(user)
+	p.ExpireNX(ctx, k, ttl+time.Second)
+	p.ExpireGT(ctx, k, ttl+time.Second)
+}
+
+// Create implements Store.
+func (r *Redis) Create(ctx context.Context, s *Session, ttl time.Duration) error {
+	const op = "create session"
+	data, err := encodeNew(op, s, ttl, r.now)
+	if err != nil {
+		return err
+	}
+	now := r.now()
+	h, user := HashID(s.ID), s.Subject.ID
+	p := r.pipe()
+	p.SAdd(ctx, r.userKey(user), h)
+	r.indexTTL(ctx, p, user, ttl)
+	p.ZAdd(ctx, r.allKey(), redis.Z{Score: float64(now.Add(ttl).UnixMilli()), Member: h})
+	created := createScript.Eval(ctx, p, []string{r.sessionKey(h)},
+		data, micro(s.LastSeen), micro(now), user, ms(ttl))
+	p.ZRemRangeByScore(ctx, r.allKey(), "-inf", "("+strconv.FormatInt(now.UnixMilli(), 10))
+	if _, err := p.Exec(ctx); err != nil {
+		return storeErr(op, err)
+	}
+	if n, err := created.Int(); err != nil || n != 1 {
+		return fmt.Errorf("%s: id already in use", op)
+	}
+	s.Hash = h
+	return nil
+}
+
+// Get implements Store.
+func (r *Redis) Get(ctx context.Context, id string) (*Session, error) {
+	const op = "get session"
+	h := HashID(id)
+	vals, err := r.client.HMGet(ctx, r.sessionKey(h), "d", "t", "c", "u").Result()
+	if err != nil {
+		return nil, storeErr(op, err)
+	}
+	f, ok := fields(vals)
+	if !ok {
+		return nil, fmt.Errorf("%s: %w", op, ErrNotFound)
+	}
+	revokedAt, err := r.revokedAt(ctx, op, f.user)
+	if err != nil {
+		return nil, err
+	}
+	if revokedBy(f.created, revokedAt) {
+		return nil, fmt.Errorf("%s: %w", op, ErrNotFound)
+	}
+	s, err := decode(op, h, f.data, f.lastSeen)
+	if err != nil {
+		return nil, err
+	}
+	s.ID = id
+	return s, nil
+}
+
+type storedFields struct {
+	data     []byte
+	lastSeen time.Time
+	created  time.Time
+	user     string
+}
+
+// fields reads an HMGET of d, t, c, u. A hash missing any of them is
+// treated as absent (it can only be a key a half-done write left behind).
+func fields(vals []any) (storedFields, bool) {
+	if len(vals) != 4 {
+		return storedFields{}, false
+	}
+	var s [4]string
+	for i, v := range vals {
+		str, ok := v.(string)
+		if !ok {
+			return storedFields{}, false
+		}
+		s[i] = str
+	}
+	t, err1 := strconv.ParseInt(s[1], 10, 64)
+	c, err2 := strconv.ParseInt(s[2], 10, 64)
+	if err1 != nil || err2 != nil || s[3] == "" {
+		return storedFields{}, false
+	}
+	return storedFields{data: []byte(s[0]), lastSeen: fromMicro(t), created: fromMicro(c), user: s[3]}, true
+}
+
+// revokedAt returns the user's revocation time, zero if never revoked.
+func (r *Redis) revokedAt(ctx context.Context, op, user string) (time.Time, error) {
+	v, err := r.client.Get(ctx, r.revokedKey(user)).Int64()
+	switch {
+	case errors.Is(err, redis.Nil):
+		return time.Time{}, nil
+	case err != nil:
+		// A marker that cannot be read (or parsed) must not read as "never
+		// revoked".
+		return time.Time{}, storeErr(op+": revocation marker", err)
+	}
+	return fromMicro(v), nil
+}
+
+// Update implements Store.
+func (r *Redis) Update(ctx context.Context, s *Session, ttl time.Duration) error {
+	const op = "update session"
+	data, err := encode(op, s, ttl, false)
+	if err != nil {
+		return err
+	}
+	h, user := HashID(s.ID), s.Subject.ID
+	n, err := updateScript.Run(ctx, r.client, []string{r.sessionKey(h)}, data, user, ms(ttl)).Int()
+	if err != nil {
+		return storeErr(op, err)
+	}
+	switch n {
+	case 0:
+		return fmt.Errorf("%s: %w", op, ErrNotFound)
+	case -1:
+		return fmt.Errorf("%s: session belongs to another user", op)
+	}
+	if err := r.extendIndexes(ctx, op, h, user, ttl); err != nil {
+		return err
+	}
+	s.Hash = h
+	return nil
+}
+
+func (r *Redis) extendIndexes(ctx context.Context, op, hash, user string, ttl time.Duration) error {
+	p := r.client.Pipeline()
+	p.ZAddXX(ctx, r.allKey(), redis.Z{Score: float64(r.now().Add(ttl).UnixMilli()), Member: hash})
+	r.indexTTL(ctx, p, user, ttl)
+	if _, err := p.Exec(ctx); err != nil {
+		return storeErr(op+": extend indexes", err)
+	}
+	return nil
+}
+
+// Touch implements Store.
+func (r *Redis) Touch(ctx context.Context, id string, lastSeen time.Time, ttl time.Duration) error {
+	const op = "touch session"
+	if ttl <= 0 {
+		return fmt.Errorf("%s: ttl %s is not positive", op, ttl)
+	}
+	h := HashID(id)
+	user, err := touchScript.Run(ctx, r.client, []string{r.sessionKey(h)}, micro(lastSeen), ms(ttl)).Text()
+	if err != nil {
+		return storeErr(op, err)
+	}
+	return r.extendIndexes(ctx, op, h, user, ttl)
+}
+
+// Delete implements Store.
+func (r *Redis) Delete(ctx context.Context, id string) error {
+	return r.deleteHash(ctx, "delete session", HashID(id))
+}
+
+// DeleteHash implements Store.
+func (r *Redis) DeleteHash(ctx context.Context, hash string) error {
+	const op = "delete session by hash"
+	if !validHash(hash) {
+		return fmt.Errorf("%s: %q is not a session hash", op, hash)
+	}
+	return r.deleteHash(ctx, op, hash)
+}
+
+func (r *Redis) deleteHash(ctx context.Context, op, hash string) error {
+	k := r.sessionKey(hash)
+	user, err := r.client.HGet(ctx, k, "u").Result()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return storeErr(op, err)
+	}
+	// The session goes first: if the pipeline stops half way, what is left
+	// is an index entry pointing nowhere, which readers skip.
+	p := r.pipe()
+	p.Del(ctx, k)
+	p.ZRem(ctx, r.allKey(), hash)
+	if user != "" {
+		p.SRem(ctx, r.userKey(user), hash)
+	}
+	if _, err := p.Exec(ctx); err != nil {
+		return storeErr(op, err)
+	}
+	return nil
+}
+
+// RevokeUser implements Store.
+func (r *Redis) RevokeUser(ctx context.Context, userID string) (int, error) {
+	const op = "revoke user sessions"
+	if userID == "" {
+		return 0, fmt.Errorf("%s: empty user id", op)
+	}
+	// The marker first: from here on every replica refuses the user's
+	// existing sessions, whatever happens to the deletes below.
+	if err := maxStringScript.Run(ctx, r.client, []string{r.revokedKey(userID)}, micro(r.now())).Err(); err != nil {
+		return 0, storeErr(op+": set marker", err)
+	}
+	hashes, err := r.client.SMembers(ctx, r.userKey(userID)).Result()
+	if err != nil {
+		return 0, storeErr(op+": read index", err)
+	}
+	if len(hashes) == 0 {
+		return 0, nil
+	}
+	owners, err := r.owners(ctx, op, hashes)
+	if err != nil {
+		return 0, err
+	}
+	p := r.pipe()
+	var dels []*redis.IntCmd
+	for i, h := range hashes {
+		// Only sessions that really are the user's: an index entry is a
+		// hint, the session's own u field is the truth.
+		if owners[i] == userID {
+			dels = append(dels, p.Del(ctx, r.sessionKey(h)))
+			p.ZRem(ctx, r.allKey(), h)
+		}
+	}
+	p.SRem(ctx, r.userKey(userID), toAny(hashes)...)
+	if _, err := p.Exec(ctx); err != nil {
+		return 0, storeErr(op+": delete", err)
+	}
+	n := 0
+	for _, d := range dels {
+		n += int(d.Val())
+	}
+	return n, nil
+}
+
+// owners returns the u field of each session hash ("" when gone).
+func (r *Redis) owners(ctx context.Context, op string, hashes []string) ([]string, error) {
+	p := r.client.Pipeline()
+	cmds := make([]*redis.StringCmd, len(hashes))
+	for i, h := range hashes {
+		cmds[i] = p.HGet(ctx, r.sessionKey(h), "u")
+	}
+	if _, err := p.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, storeErr(op+": read owners", err)
+	}
+	out := make([]string, len(hashes))
+	for i, c := range cmds {
+		out[i] = c.Val()
+	}
+	return out, nil
+}
+
+func toAny(ss []string) []any {
+	out := make([]any, len(ss))
+	for i, s := range ss {
+		out[i] = s
+	}
+	return out
+}
+
+// ListUser implements Store.
+func (r *Redis) ListUser(ctx context.Context, userID string) ([]*Session, error) {
+	const op = "list user sessions"
+	hashes, err := r.client.SMembers(ctx, r.userKey(userID)).Result()
+	if err != nil {
+		return nil, storeErr(op, err)
+	}
+	out, stale, err := r.load(ctx, op, hashes, userID)
+	if err != nil {
+		return nil, err
+	}
+	if len(stale) > 0 {
+		// Housekeeping only; a failure here changes no answer.
+		_ = r.client.SRem(ctx, r.userKey(userID), toAny(stale)...).Err()
+	}
+	return out, nil
+}
+
+// List implements Store.
+func (r *Redis) List(ctx context.Context, limit int) ([]*Session, error) {
+	const op = "list sessions"
+	if limit <= 0 {
+		return nil, fmt.Errorf("%s: limit %d is not positive", op, limit)
+	}
+	now := strconv.FormatInt(r.now().UnixMilli(), 10)
+	hashes, err := r.client.ZRangeArgs(ctx, redis.ZRangeArgs{
+		Key: r.allKey(), Start: "+inf", Stop: "(" + now, ByScore: true, Rev: true, Count: int64(limit),
+	}).Result()
+	if err != nil {
+		return nil, storeErr(op, err)
+	}
+	out, _, err := r.load(ctx, op, hashes, "")
+	return out, err
+}
+
+// load fetches sessions by hash in one round trip and their users'
+// revocation markers in another, dropping those that are gone, revoked or
+// (when user is set) someone else's. It returns the hashes it dropped.
+func (r *Redis) load(ctx context.Context, op string, hashes []string, user string) ([]*Session, []string, error) {
+	if len(hashes) == 0 {
+		return nil, nil, nil
+	}
+	p := r.client.Pipeline()
+	cmds := make([]*redis.SliceCmd, len(hashes))
+	for i, h := range hashes {
+		cmds[i] = p.HMGet(ctx, r.sessionKey(h), "d", "t", "c", "u")
+	}
+	if _, err := p.Exec(ctx); err != nil {
+		return nil, nil, storeErr(op, err)
+	}
+	found := make([]storedFields, len(hashes))
+	ok := make([]bool, len(hashes))
+	markers := map[string]*redis.StringCmd{}
+	mp := r.client.Pipeline()
+	for i, c := range cmds {
+		found[i], ok[i] = fields(c.Val())
+		if ok[i] && user != "" && found[i].user != user {
+			ok[i] = false
+		}
+		if u := found[i].user; ok[i] && markers[u] == nil {
+			markers[u] = mp.Get(ctx, r.revokedKey(u))
+		}
+	}
+	if len(markers) > 0 {
+		if _, err := mp.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+			return nil, nil, storeErr(op+": revocation markers", err)
+		}
+	}
+	var out []*Session
+	var stale []string
+	for i, h := range hashes {
+		if !ok[i] {
+			stale = append(stale, h)
+			continue
+		}
+		var revokedAt time.Time
+		if v, err := markers[found[i].user].Int64(); err == nil {
+			revokedAt = fromMicro(v)
+		} else if !errors.Is(err, redis.Nil) {
+			return nil, nil, storeErr(op+": revocation marker", err)
+		}
+		if revokedBy(found[i].created, revokedAt) {
+			stale = append(stale, h)
+			continue
+		}
+		s, err := decode(op, h, found[i].data, found[i].lastSeen)
+		if err != nil {
+			return nil, nil, err
+		}
+		out = append(out, s)
+	}
+	return out, stale, nil
+}
+
+// Count implements Store.
+func (r *Redis) Count(ctx context.Context) (int, error) {
+	const op = "count sessions"
+	now := "(" + strconv.FormatInt(r.now().UnixMilli(), 10)
+	p := r.client.Pipeline()
+	p.ZRemRangeByScore(ctx, r.allKey(), "-inf", now)
+	card := p.ZCard(ctx, r.allKey())
+	if _, err := p.Exec(ctx); err != nil {
+		return 0, storeErr(op, err)
+	}
+	return int(card.Val()), nil
+}
+
+// SeenUser implements Store.
+func (r *Redis) SeenUser(ctx context.Context, userID string, at time.Time) error {
+	const op = "record user activity"
+	if userID == "" {
+		return fmt.Errorf("%s: empty user id", op)
+	}
+	if err := maxFieldScript.Run(ctx, r.client, []string{r.seenKey()}, userID, at.Unix()).Err(); err != nil {
+		return storeErr(op, err)
+	}
+	return nil
+}
+
+// LastSeen implements Store.
+func (r *Redis) LastSeen(ctx context.Context) (map[string]time.Time, error) {
+	const op = "last seen"
+	all, err := r.client.HGetAll(ctx, r.seenKey()).Result()
+	if err != nil {
+		return nil, storeErr(op, err)
+	}
+	out := make(map[string]time.Time, len(all))
+	for u, v := range all {
+		sec, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("%s: user %q: %w", op, u, err)
+		}
+		out[u] = time.Unix(sec, 0)
+	}
+	return out, nil
+}
+
+// Ping implements Store.
+func (r *Redis) Ping(ctx context.Context) error {
+	if err := r.client.Ping(ctx).Err(); err != nil {
+		return storeErr("ping session store", err)
+	}
+	return nil
+}
+
+// Close implements Store: it closes the client.
+func (r *Redis) Close() error {
+	if err := r.client.Close(); err != nil {
+		return fmt.Errorf("close session store: %w", err)
+	}
+	return nil
+}
