@@ -35,11 +35,11 @@ func (e *RuleError) Error() string {
 func (e *Engine) Decide(ctx context.Context, in *Input) (Decision, error) {
 	start := time.Now()
 	c := e.state.Load()
-	result, err := c.eval(ctx, c.decide, in, false)
+	res, err := c.evalContract(ctx, c.decide, in, decisionRules, false)
 	if err != nil {
 		return Decision{Revision: c.revision}, fmt.Errorf("decide: %w", err)
 	}
-	d, err := decodeDecision(result)
+	d, err := decodeDecision(res)
 	if err != nil {
 		return Decision{Revision: c.revision}, fmt.Errorf("decide: %w", err)
 	}
@@ -53,11 +53,11 @@ func (e *Engine) Decide(ctx context.Context, in *Input) (Decision, error) {
 // records); any error denies.
 func (e *Engine) Record(ctx context.Context, in *Input) (RecordDecision, error) {
 	c := e.state.Load()
-	result, err := c.eval(ctx, c.record, in, true)
+	res, err := c.evalContract(ctx, c.record, in, recordRules, true)
 	if err != nil {
 		return RecordDecision{}, fmt.Errorf("record rule: %w", err)
 	}
-	d, err := decodeRecord(result)
+	d, err := decodeRecord(res)
 	if err != nil {
 		return RecordDecision{}, fmt.Errorf("record rule: %w", err)
 	}
@@ -65,7 +65,7 @@ func (e *Engine) Record(ctx context.Context, in *Input) (RecordDecision, error) 
 }
 
 // eval runs one prepared query and returns its single result object.
-func (c *compiled) eval(ctx context.Context, q rego.PreparedEvalQuery, in *Input, record bool) (ast.Object, error) {
+func (c *compiled) eval(ctx context.Context, q rego.PreparedEvalQuery, in *Input, record bool) (*ast.Term, error) {
 	input, err := inputValue(in, record)
 	if err != nil {
 		return nil, fmt.Errorf("build input: %w", err)
@@ -91,38 +91,54 @@ func (c *compiled) eval(ctx context.Context, q rego.PreparedEvalQuery, in *Input
 	if err != nil {
 		return nil, fmt.Errorf("evaluate: %w", err)
 	}
-	if len(rs) != 1 || len(rs[0].Expressions) != 1 {
+	if len(rs) != 1 {
 		return nil, errNoResult
 	}
-	t, ok := rs[0].Expressions[0].Value.(*ast.Term)
+	t, ok := rs[0].Bindings["result"].(*ast.Term)
 	if !ok {
 		return nil, errNoResult
 	}
-	obj, ok := t.Value.(ast.Object)
-	if !ok {
-		return nil, errNoResult
-	}
-	return obj, nil
+	return t, nil
 }
 
-// wrapped returns the value of a contract rule from the wrapper object: nil
-// when the policy left it undefined.
-func wrapped(obj ast.Object, rule string) (*ast.Term, error) {
-	t := obj.Get(ast.InternedTerm(rule))
-	if t == nil {
-		return nil, errNoResult
+// evalContract runs a contract query and checks the shape of its result.
+func (c *compiled) evalContract(ctx context.Context, q rego.PreparedEvalQuery, in *Input, rules []string, record bool) (result, error) {
+	t, err := c.eval(ctx, q, in, record)
+	if err != nil {
+		return result{}, err
 	}
 	arr, ok := t.Value.(*ast.Array)
-	if !ok || arr.Len() > 1 {
-		return nil, errNoResult
+	if !ok || arr.Len() != len(rules) {
+		return result{}, errNoResult
 	}
-	if arr.Len() == 0 {
-		return nil, nil
-	}
-	return arr.Elem(0), nil
+	return result{arr: arr, rules: rules}, nil
 }
 
-func decodeDecision(obj ast.Object) (Decision, error) {
+// result is the evaluated contract query: one element per rule, in the
+// order of the rules slice the query was built from.
+type result struct {
+	arr   *ast.Array
+	rules []string
+}
+
+// value returns a contract rule's value, or nil when the policy left it
+// undefined.
+func (r result) value(rule string) (*ast.Term, error) {
+	i := slices.Index(r.rules, rule)
+	if i < 0 || i >= r.arr.Len() {
+		return nil, errNoResult
+	}
+	wrapped, ok := r.arr.Elem(i).Value.(*ast.Array)
+	if !ok || wrapped.Len() > 1 {
+		return nil, errNoResult
+	}
+	if wrapped.Len() == 0 {
+		return nil, nil
+	}
+	return wrapped.Elem(0), nil
+}
+
+func decodeDecision(obj result) (Decision, error) {
 	var d Decision
 	var err error
 	if d.Allow, err = boolRule(obj, "allow", false); err != nil {
@@ -149,7 +165,7 @@ func decodeDecision(obj ast.Object) (Decision, error) {
 	return d, nil
 }
 
-func decodeRecord(obj ast.Object) (RecordDecision, error) {
+func decodeRecord(obj result) (RecordDecision, error) {
 	var d RecordDecision
 	var err error
 	if d.Allow, err = boolRule(obj, "record_allow", true); err != nil {
@@ -161,8 +177,8 @@ func decodeRecord(obj ast.Object) (RecordDecision, error) {
 	return d, nil
 }
 
-func boolRule(obj ast.Object, rule string, def bool) (bool, error) {
-	t, err := wrapped(obj, rule)
+func boolRule(obj result, rule string, def bool) (bool, error) {
+	t, err := obj.value(rule)
 	if err != nil || t == nil {
 		return def, err
 	}
@@ -175,8 +191,8 @@ func boolRule(obj ast.Object, rule string, def bool) (bool, error) {
 
 // setRule decodes a set of strings, sorted for stable output. defined is
 // false when the policy left the rule undefined.
-func setRule(obj ast.Object, rule string) (out []string, defined bool, err error) {
-	t, err := wrapped(obj, rule)
+func setRule(obj result, rule string) (out []string, defined bool, err error) {
+	t, err := obj.value(rule)
 	if err != nil || t == nil {
 		return nil, false, err
 	}
@@ -197,8 +213,8 @@ func setRule(obj ast.Object, rule string) (out []string, defined bool, err error
 }
 
 // maskRule decodes masked_fields: an object of field name to a known style.
-func maskRule(obj ast.Object, rule string) (map[string]string, error) {
-	t, err := wrapped(obj, rule)
+func maskRule(obj result, rule string) (map[string]string, error) {
+	t, err := obj.value(rule)
 	if err != nil || t == nil {
 		return nil, err
 	}

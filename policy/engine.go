@@ -20,11 +20,6 @@ import (
 // Options.Package is empty.
 const DefaultPackage = "crmgate"
 
-// contractPackage holds the generated wrapper rules. The name cannot clash
-// with a user package that follows OPA conventions, and Load refuses policies
-// that declare it.
-const contractPackage = "__crmgate__.contract"
-
 // Module-level and record-level rules crmgate reads (DESIGN.md §2).
 var (
 	decisionRules = []string{"allow", "require_mfa", "reasons", "hidden_fields", "masked_fields", "visible_fields", "readonly_fields"}
@@ -124,42 +119,31 @@ func build(ctx context.Context, opts Options) (*compiled, error) {
 		return nil, fmt.Errorf("package %q: %w", opts.Package, err)
 	}
 	found := false
-	for name, m := range src.modules {
-		if strings.HasPrefix(m.Package.Path.String(), "data.__crmgate__") {
-			return nil, fmt.Errorf("%s: package %s is reserved for crmgate", name, m.Package.Path)
-		}
+	for _, m := range src.modules {
 		found = found || m.Package.Path.Equal(root)
 	}
 	if !found {
 		return nil, fmt.Errorf("no policy module declares package %s", opts.Package)
 	}
 
-	contract, err := ast.ParseModuleWithOpts("crmgate-contract.rego", contractModule(root), ast.ParserOptions{RegoVersion: ast.RegoV1})
-	if err != nil {
-		return nil, fmt.Errorf("generate contract module: %w", err)
-	}
-	modules := make(map[string]*ast.Module, len(src.modules)+1)
-	for k, v := range src.modules {
-		modules[k] = v
-	}
-	modules[contract.Package.Location.File] = contract
-
 	compiler := ast.NewCompiler().
 		WithStrict(true).
 		WithDefaultRegoVersion(ast.RegoV1).
 		WithEnablePrintStatements(false)
-	compiler.Compile(modules)
+	compiler.Compile(src.modules)
 	if compiler.Failed() {
 		return nil, compiler.Errors
 	}
 
-	store := inmem.NewFromObject(src.data)
+	// Data is stored as AST values: reads then cost no conversion, which
+	// matters because the policy reads data on every evaluation.
+	store := inmem.NewFromObjectWithOpts(src.data, inmem.OptReturnASTValuesOnRead(true))
 	c := &compiled{
 		revision: src.revision,
 		root:     root,
 		compiler: compiler,
 		store:    store,
-		warnings: unreadRules(compiler, root, contract),
+		warnings: unreadRules(compiler, root),
 	}
 	prepare := func(query string) (rego.PreparedEvalQuery, error) {
 		return rego.New(
@@ -170,13 +154,13 @@ func build(ctx context.Context, opts Options) (*compiled, error) {
 			rego.GenerateJSON(keepTerm),
 		).PrepareForEval(ctx)
 	}
-	if c.decide, err = prepare("data.__crmgate__.contract.decision"); err != nil {
+	if c.decide, err = prepare(contractQuery(root, decisionRules)); err != nil {
 		return nil, fmt.Errorf("prepare decision query: %w", err)
 	}
-	if c.record, err = prepare("data.__crmgate__.contract.record"); err != nil {
+	if c.record, err = prepare(contractQuery(root, recordRules)); err != nil {
 		return nil, fmt.Errorf("prepare record query: %w", err)
 	}
-	if c.whole, err = prepare(root.String()); err != nil {
+	if c.whole, err = prepare("result := " + root.String()); err != nil {
 		return nil, fmt.Errorf("prepare explain query: %w", err)
 	}
 	return c, nil
@@ -186,38 +170,23 @@ func build(ctx context.Context, opts Options) (*compiled, error) {
 // straight from the AST instead of through generic Go values.
 func keepTerm(t *ast.Term, _ *rego.EvalContext) (any, error) { return t, nil }
 
-// contractModule generates the wrapper that reads every contract rule once.
-// Each rule is wrapped in a one-element array so that "undefined" (empty
-// array) is told apart from any value the policy may produce, including the
-// wrong type, which the decoder then reports. Evaluating only these rules
-// keeps helpers the contract does not need out of the evaluation.
-func contractModule(root ast.Ref) string {
-	var b strings.Builder
-	b.WriteString("package __crmgate__.contract\n\n")
-	rule := func(name string) {
-		fmt.Fprintf(&b, "default %s := []\n\n%s := [%s.%s]\n\n", name, name, root, name)
+// contractQuery reads each contract rule in one evaluation, as an array
+// with one element per rule. Each element is a comprehension: an empty array
+// when the policy leaves the rule undefined, else the rule's value, so
+// "undefined" is told apart from any value (including a wrongly typed one,
+// which the decoder reports). Only these rules and what they use are
+// evaluated, never the package's other helpers.
+func contractQuery(root ast.Ref, rules []string) string {
+	parts := make([]string, len(rules))
+	for i, r := range rules {
+		parts[i] = fmt.Sprintf("[v | v := %s.%s]", root, r)
 	}
-	object := func(name string, rules []string) {
-		fmt.Fprintf(&b, "%s := {\n", name)
-		for _, r := range rules {
-			fmt.Fprintf(&b, "\t%q: %s,\n", r, r)
-		}
-		b.WriteString("}\n\n")
-	}
-	for _, r := range decisionRules {
-		rule(r)
-	}
-	for _, r := range recordRules {
-		rule(r)
-	}
-	object("decision", decisionRules)
-	object("record", recordRules)
-	return b.String()
+	return "result := [" + strings.Join(parts, ", ") + "]"
 }
 
 // unreadRules finds rules in the root package that neither are contract
 // rules nor are reached from one.
-func unreadRules(c *ast.Compiler, root ast.Ref, contract *ast.Module) []string {
+func unreadRules(c *ast.Compiler, root ast.Ref) []string {
 	reached := map[*ast.Rule]bool{}
 	var visit func(r *ast.Rule)
 	visit = func(r *ast.Rule) {
@@ -231,13 +200,12 @@ func unreadRules(c *ast.Compiler, root ast.Ref, contract *ast.Module) []string {
 			}
 		}
 	}
-	compiledContract := c.Modules[contract.Package.Location.File]
-	for _, r := range compiledContract.Rules {
-		visit(r)
-	}
 	contractNames := map[string]bool{}
 	for _, n := range append(slices.Clone(decisionRules), recordRules...) {
 		contractNames[n] = true
+		for _, r := range c.GetRulesExact(root.Append(ast.StringTerm(n))) {
+			visit(r)
+		}
 	}
 	var out []string
 	seen := map[string]bool{}

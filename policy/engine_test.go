@@ -110,11 +110,6 @@ func TestLoadErrorsNameThePlace(t *testing.T) {
 			want:  []string{"no policy module declares package crmgate"},
 		},
 		{
-			name:  "reserved package",
-			files: map[string]string{"crmgate.rego": "package crmgate\n\nallow := true\n", "x.rego": "package __crmgate__.contract\n\ndecision := {}\n"},
-			want:  []string{"x.rego", "reserved"},
-		},
-		{
 			name:  "bad package option",
 			files: map[string]string{"crmgate.rego": "package crmgate\n"},
 			opts:  func(o *Options) { o.Package = "crm gate" },

@@ -23,9 +23,13 @@ func (e *Engine) Explain(ctx context.Context, in *Input) (Decision, []string, er
 		// A reload happened in between; explain what was decided.
 		return d, []string{"policy reloaded during explain; rule values not shown"}, nil
 	}
-	obj, err := c.eval(ctx, c.whole, in, in.Record != nil)
+	t, err := c.eval(ctx, c.whole, in, in.Record != nil)
 	if err != nil {
 		return d, nil, fmt.Errorf("explain: %w", err)
+	}
+	obj, ok := t.Value.(ast.Object)
+	if !ok {
+		return d, nil, fmt.Errorf("explain: %w", errNoResult)
 	}
 	lines := make([]string, 0, obj.Len())
 	obj.Foreach(func(k, v *ast.Term) {

@@ -17,45 +17,53 @@
 package crmgate
 
 # Actions a role may perform per logical class. Who may see WHICH records of
-# a class is decided per record in records.rego.
-crud := {"list", "read", "create", "update", "relate"}
-
-read_only := {"list", "read"}
-
-sales_grants := {
-	"account": crud,
-	"contact": crud,
-	"lead": (crud | {"delete"}), # only their own leads: see records.rego
-	"opportunity": crud,
-	"case": crud,
-	"call": crud,
-	"meeting": crud,
-	"task": (crud | {"delete"}), # only their own tasks: see records.rego
-	"note": crud,
-	"product": read_only, # the catalogue, without buy prices
-	"employee": read_only, # their own personnel record only
-}
-
+# a class is decided per record in records.rego. The table is written out in
+# full, without set unions or object.union, because a literal is a constant
+# while anything computed is evaluated again for every request.
 grants := {
 	# Portal customers: their own company's data, and the catalogue.
 	"customer": {
-		"account": read_only,
-		"contact": read_only,
-		"opportunity": read_only,
-		"quote": read_only,
+		"account": {"list", "read"},
+		"contact": {"list", "read"},
+		"opportunity": {"list", "read"},
+		"quote": {"list", "read"},
 		"case": {"list", "read", "create", "update"},
-		"product": read_only,
+		"product": {"list", "read"},
 	},
-	"sales": sales_grants,
-	# Line managers: everything sales has, on more records (records.rego),
-	# and may export their team's opportunities. (The parentheses matter: a
-	# one-key object {"k": a | b} is an object comprehension in Rego.)
-	"line_manager": object.union(sales_grants, {"opportunity": (crud | {"export"})}),
+	# Sales: their own and their team's customers and activities.
+	"sales": {
+		"account": {"list", "read", "create", "update", "relate"},
+		"contact": {"list", "read", "create", "update", "relate"},
+		"lead": {"list", "read", "create", "update", "relate", "delete"}, # delete: own leads only
+		"opportunity": {"list", "read", "create", "update", "relate"},
+		"case": {"list", "read", "create", "update", "relate"},
+		"call": {"list", "read", "create", "update", "relate"},
+		"meeting": {"list", "read", "create", "update", "relate"},
+		"task": {"list", "read", "create", "update", "relate", "delete"}, # delete: own tasks only
+		"note": {"list", "read", "create", "update", "relate"},
+		"product": {"list", "read"}, # the catalogue, without buy prices
+		"employee": {"list", "read"}, # their own personnel record only
+	},
+	# Line managers: what sales has, on more records (records.rego), and they
+	# may export their team's opportunities.
+	"line_manager": {
+		"account": {"list", "read", "create", "update", "relate"},
+		"contact": {"list", "read", "create", "update", "relate"},
+		"lead": {"list", "read", "create", "update", "relate", "delete"},
+		"opportunity": {"list", "read", "create", "update", "relate", "export"},
+		"case": {"list", "read", "create", "update", "relate"},
+		"call": {"list", "read", "create", "update", "relate"},
+		"meeting": {"list", "read", "create", "update", "relate"},
+		"task": {"list", "read", "create", "update", "relate", "delete"},
+		"note": {"list", "read", "create", "update", "relate"},
+		"product": {"list", "read"},
+		"employee": {"list", "read"}, # own, reports' and team's records
+	},
 	# Warehouse: the product catalogue including buy prices, and their own
 	# personnel record. No customer data.
 	"inventory_manager": {
-		"product": (crud | {"delete"}),
-		"employee": read_only,
+		"product": {"list", "read", "create", "update", "relate", "delete"},
+		"employee": {"list", "read"},
 	},
 }
 

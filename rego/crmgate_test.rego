@@ -87,7 +87,7 @@ mismatches(subject, expected) := {[module, act, got] |
 	some module in names
 	some act in actions
 	got := allowed(subject, module, act)
-	got != act in object.get(expected, class, set())
+	(got != act) in object.get(expected, class, set())
 }
 
 expect_matrix(subject, expected) if {
