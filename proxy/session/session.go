@@ -86,7 +86,8 @@ type Store interface {
 	Update(ctx context.Context, s *Session, ttl time.Duration) error
 	// Touch records activity and extends the session to ttl from now. It
 	// returns ErrNotFound rather than resurrect a session that is gone.
-	// LastSeen never moves backwards.
+	// LastSeen never moves backwards. Touch is not an authentication
+	// check (it need not consult revocations): call Get first.
 	Touch(ctx context.Context, id string, lastSeen time.Time, ttl time.Duration) error
 	// Delete ends the session with this id (logout). Deleting a missing
 	// session is not an error, so logout is idempotent.
