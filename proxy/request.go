@@ -13,6 +13,7 @@ import (
 
 	"github.com/crmgate/crmgate/policy"
 	"github.com/crmgate/crmgate/proxy/identity"
+	"github.com/crmgate/crmgate/proxy/profile"
 )
 
 // checkRequestLine refuses what no CRM API needs and what only serves to
@@ -107,14 +108,18 @@ func (h *Handler) readBody(x *exchange) error {
 	if err != nil {
 		return errBadRequest("The request body is not valid JSON (duplicate keys are refused).", "bad json", err)
 	}
-	if x.match.NeedsBody {
-		m, err := h.o.Profile.ClassifyBody(x.match, body)
-		if err != nil {
-			return errBadRequest("The request body does not name a module and record the CRM would accept.", "bad body", err)
-		}
-		x.match = m
-		x.input.Resource.Module, x.input.Resource.ID, x.input.Resource.Action = m.Module, m.ID, m.Action
+	// Every body is checked by the profile, not only those that carry the
+	// module or id: a body id that differs from the path's, or a body
+	// method override, would make the CRM act on something else.
+	m, err := h.o.Profile.ClassifyBody(x.match, body)
+	switch {
+	case errors.Is(err, profile.ErrMethodOverride):
+		return errBadRequest("Method override is not accepted.", "method override", err)
+	case err != nil:
+		return errBadRequest("The request body does not name a module and record the CRM would accept.", "bad body", err)
 	}
+	x.match = m
+	x.input.Resource.Module, x.input.Resource.ID, x.input.Resource.Action = m.Module, m.ID, m.Action
 	fields, err := writtenFields(doc, h.o.Profile.Shape.RecordPath, h.o.Profile.Shape.FieldsPath, x.match.Action)
 	if err != nil {
 		return errBadRequest("The request body is not shaped as this CRM expects.", "bad body shape", err)

@@ -112,7 +112,7 @@ func TestRoutesAndPathTricks(t *testing.T) {
 		{"unknown api", "GET", "/Api/V8/unknown", 404},
 		{"crm token endpoint", "POST", "/Api/access_token", 404},
 		{"dotfile", "GET", "/.env", 404},
-		{"root", "GET", "/", 404},
+		{"root", "GET", "/", 400},
 		{"crm ui", "GET", "/index.php?module=Employees&action=index", 404},
 		{"dot dot into personnel", "GET", "/Api/V8/module/Accounts/../Employees", 400},
 		{"encoded dot dot", "GET", "/Api/V8/module/Accounts/%2e%2e/Employees", 400},
@@ -138,8 +138,8 @@ func TestRoutesAndPathTricks(t *testing.T) {
 	}
 	t.Run("module case game is classified as the real module", func(t *testing.T) {
 		e.upstream.reset()
-		// Sales may not read personnel; "employees" must not be a way round it.
-		r := e.do("GET", "/Api/V8/module/employees", "alice", "")
+		// Sales may not read CRM user records; "users" must not be a way round it.
+		r := e.do("GET", "/Api/V8/module/users", "alice", "")
 		assertProblem(t, r, http.StatusForbidden, "forbidden")
 		assertNothingUpstream(t, e)
 	})
@@ -169,8 +169,7 @@ func TestSpoofedHeadersNeverReachCRM(t *testing.T) {
 		"X-Forwarded-User", "sam", "X-Forwarded-Email", "sam@shop.example", "X-Forwarded-Groups", "admin",
 		"X-Auth-Request-User", "sam", "X-Remote-User", "sam", "Remote-User", "sam", "X-User", "sam",
 		"X-WEBAUTH-USER", "sam", "X-Api-Key", "stolen", "Espo-Authorization", "c2FtOnNhbQ==",
-		"Cookie", "PHPSESSID=admin-session", "X-Original-URL", "/Api/V8/module/Employees",
-		"X-Rewrite-URL", "/Api/V8/module/Employees", "Forwarded", "for=10.0.0.1;by=trusted",
+		"Cookie", "PHPSESSID=admin-session", "Forwarded", "for=10.0.0.1;by=trusted",
 		"X-Forwarded-For", "10.9.9.9", "X-Forwarded-Host", "crm.internal", "X-Real-IP", "10.9.9.9",
 		"Proxy-Authorization", "Basic c2FtOnNhbQ==",
 	}
@@ -199,6 +198,18 @@ func TestSpoofedHeadersNeverReachCRM(t *testing.T) {
 	}
 }
 
+func TestPathOverrideHeadersRefused(t *testing.T) {
+	e := newEnv(t, "suitecrm8")
+	for _, h := range []string{"X-Original-URL", "X-Rewrite-URL"} {
+		t.Run(h, func(t *testing.T) {
+			e.upstream.reset()
+			r := e.do("GET", "/Api/V8/module/Accounts", "alice", "", h, "/Api/V8/module/Users")
+			assertProblem(t, r, http.StatusBadRequest, "bad-request")
+			assertNothingUpstream(t, e)
+		})
+	}
+}
+
 func TestUpstreamCredentialEspo(t *testing.T) {
 	e := newEnv(t, "espocrm")
 	r := e.do("GET", "/api/v1/Account", "alice", "", "X-Api-Key", "client-guess")
@@ -215,7 +226,7 @@ func TestDecisionLogAndCounterPerRequest(t *testing.T) {
 	e := newEnv(t, "suitecrm8")
 	reqs := []struct{ method, path, persona string }{
 		{"GET", "/Api/V8/module/Accounts", "alice"},        // allow
-		{"GET", "/Api/V8/module/Employees", "alice"},       // deny
+		{"GET", "/Api/V8/module/Users", "alice"},           // deny
 		{"GET", "/Api/V8/module/Employees", "sam-nomfa"},   // step-up
 		{"GET", "/Api/V8/module/Accounts", ""},             // unauthenticated
 		{"GET", "/Api/V8/nope", "alice"},                   // unknown route
