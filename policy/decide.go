@@ -35,7 +35,19 @@ func (e *RuleError) Error() string {
 func (e *Engine) Decide(ctx context.Context, in *Input) (Decision, error) {
 	start := time.Now()
 	c := e.state.Load()
-	res, err := c.evalContract(ctx, c.decide, in, decisionRules, false)
+	input, err := inputValue(in, false)
+	if err != nil {
+		return Decision{Revision: c.revision}, fmt.Errorf("decide: build input: %w", err)
+	}
+	var key []byte
+	if c.cache != nil {
+		key = c.cache.key(input, make([]byte, 0, 256))
+		if d, ok := c.cache.get(key); ok {
+			d.Duration = time.Since(start)
+			return d, nil
+		}
+	}
+	res, err := c.evalContract(ctx, c.decide, in, input, decisionRules)
 	if err != nil {
 		return Decision{Revision: c.revision}, fmt.Errorf("decide: %w", err)
 	}
@@ -44,6 +56,9 @@ func (e *Engine) Decide(ctx context.Context, in *Input) (Decision, error) {
 		return Decision{Revision: c.revision}, fmt.Errorf("decide: %w", err)
 	}
 	d.Revision = c.revision
+	if c.cache != nil {
+		c.cache.put(key, d)
+	}
 	d.Duration = time.Since(start)
 	return d, nil
 }
@@ -53,7 +68,11 @@ func (e *Engine) Decide(ctx context.Context, in *Input) (Decision, error) {
 // records); any error denies.
 func (e *Engine) Record(ctx context.Context, in *Input) (RecordDecision, error) {
 	c := e.state.Load()
-	res, err := c.evalContract(ctx, c.record, in, recordRules, true)
+	input, err := inputValue(in, true)
+	if err != nil {
+		return RecordDecision{}, fmt.Errorf("record rule: build input: %w", err)
+	}
+	res, err := c.evalContract(ctx, c.record, in, input, recordRules)
 	if err != nil {
 		return RecordDecision{}, fmt.Errorf("record rule: %w", err)
 	}
@@ -65,11 +84,7 @@ func (e *Engine) Record(ctx context.Context, in *Input) (RecordDecision, error) 
 }
 
 // eval runs one prepared query and returns its single result object.
-func (c *compiled) eval(ctx context.Context, q rego.PreparedEvalQuery, in *Input, record bool) (*ast.Term, error) {
-	input, err := inputValue(in, record)
-	if err != nil {
-		return nil, fmt.Errorf("build input: %w", err)
-	}
+func (c *compiled) eval(ctx context.Context, q rego.PreparedEvalQuery, in *Input, input ast.Value) (*ast.Term, error) {
 	opts := []rego.EvalOption{
 		rego.EvalParsedInput(input),
 		rego.EvalMetrics(metrics.NoOp()),
@@ -102,8 +117,8 @@ func (c *compiled) eval(ctx context.Context, q rego.PreparedEvalQuery, in *Input
 }
 
 // evalContract runs a contract query and checks the shape of its result.
-func (c *compiled) evalContract(ctx context.Context, q rego.PreparedEvalQuery, in *Input, rules []string, record bool) (result, error) {
-	t, err := c.eval(ctx, q, in, record)
+func (c *compiled) evalContract(ctx context.Context, q rego.PreparedEvalQuery, in *Input, input ast.Value, rules []string) (result, error) {
+	t, err := c.eval(ctx, q, in, input)
 	if err != nil {
 		return result{}, err
 	}

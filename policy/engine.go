@@ -56,6 +56,8 @@ type compiled struct {
 	// whole evaluates the package root, for Explain.
 	whole    rego.PreparedEvalQuery
 	warnings []string
+	// cache memoizes Decide; nil when the policy's reads cannot be bounded.
+	cache *decisionCache
 }
 
 var packagePattern = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$`)
@@ -143,8 +145,10 @@ func build(ctx context.Context, opts Options) (*compiled, error) {
 		root:     root,
 		compiler: compiler,
 		store:    store,
-		warnings: unreadRules(compiler, root),
 	}
+	allContract := append(slices.Clone(decisionRules), recordRules...)
+	c.warnings = unreadRules(compiler, root, reachedRules(compiler, root, allContract))
+	c.cache = newDecisionCache(reachedRules(compiler, root, decisionRules))
 	prepare := func(query string) (rego.PreparedEvalQuery, error) {
 		return rego.New(
 			rego.Query(query),
@@ -184,9 +188,9 @@ func contractQuery(root ast.Ref, rules []string) string {
 	return "result := [" + strings.Join(parts, ", ") + "]"
 }
 
-// unreadRules finds rules in the root package that neither are contract
-// rules nor are reached from one.
-func unreadRules(c *ast.Compiler, root ast.Ref) []string {
+// reachedRules is every rule a contract rule uses, directly or not,
+// contract rules included.
+func reachedRules(c *ast.Compiler, root ast.Ref, names []string) map[*ast.Rule]bool {
 	reached := map[*ast.Rule]bool{}
 	var visit func(r *ast.Rule)
 	visit = func(r *ast.Rule) {
@@ -200,12 +204,22 @@ func unreadRules(c *ast.Compiler, root ast.Ref) []string {
 			}
 		}
 	}
+	for _, n := range names {
+		// GetRules, not GetRulesExact: it includes rules with ref heads
+		// such as masked_fields[f] := "last4".
+		for _, r := range c.GetRules(root.Append(ast.StringTerm(n))) {
+			visit(r)
+		}
+	}
+	return reached
+}
+
+// unreadRules finds rules in the root package that neither are contract
+// rules nor are reached from one.
+func unreadRules(c *ast.Compiler, root ast.Ref, reached map[*ast.Rule]bool) []string {
 	contractNames := map[string]bool{}
 	for _, n := range append(slices.Clone(decisionRules), recordRules...) {
 		contractNames[n] = true
-		for _, r := range c.GetRulesExact(root.Append(ast.StringTerm(n))) {
-			visit(r)
-		}
 	}
 	var out []string
 	seen := map[string]bool{}

@@ -447,3 +447,20 @@ func TestDecideFailsClosedOnCancelledContext(t *testing.T) {
 		t.Errorf("error %q lacks the operation prefix", err)
 	}
 }
+
+func loadDir(t *testing.T, dir, policy string) *Engine {
+	t.Helper()
+	rewrite(t, dir, policy)
+	e, err := Load(context.Background(), Options{Source: Source{Paths: []string{dir}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func rewrite(t *testing.T, dir, policy string) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(dir, "crmgate.rego"), []byte(policy), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -23,7 +23,11 @@ func (e *Engine) Explain(ctx context.Context, in *Input) (Decision, []string, er
 		// A reload happened in between; explain what was decided.
 		return d, []string{"policy reloaded during explain; rule values not shown"}, nil
 	}
-	t, err := c.eval(ctx, c.whole, in, in.Record != nil)
+	input, err := inputValue(in, in.Record != nil)
+	if err != nil {
+		return d, nil, fmt.Errorf("explain: build input: %w", err)
+	}
+	t, err := c.eval(ctx, c.whole, in, input)
 	if err != nil {
 		return d, nil, fmt.Errorf("explain: %w", err)
 	}

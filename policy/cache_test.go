@@ -1,0 +1,135 @@
+package policy
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"testing"
+)
+
+func TestDecisionCacheIsBoundedByWhatThePolicyReads(t *testing.T) {
+	t.Parallel()
+	tests := map[string]struct {
+		policy string
+		cached bool
+		paths  string
+	}{
+		"plain refs": {
+			policy: "allow if input.subject.attributes.crm_user_id == input.resource.body[\"owner\"]",
+			cached: true,
+			paths:  "input.resource.body.owner input.subject.attributes.crm_user_id",
+		},
+		"dynamic key": {
+			policy: "allow if {\n\tsome f in input.resource.fields\n\tinput.resource.body[f]\n}",
+			cached: true,
+			paths:  "input.resource.body input.resource.fields",
+		},
+		"helper via ref head": {
+			policy: "allow := true\n\nmasked_fields[f] := \"last4\" if {\n\tsecret\n\tsome f in [\"phone\"]\n}\n\nsecret if input.subject.attributes.tier == \"low\"",
+			cached: true,
+			paths:  "input.subject.attributes.tier",
+		},
+		"clock":        {policy: "allow if time.now_ns() > 0"},
+		"random":       {policy: "allow if rand.intn(\"x\", 10) > 0"},
+		"with":         {policy: "allow if helper with input.subject.roles as [\"admin\"]\n\nhelper if \"admin\" in input.subject.roles"},
+		"bare input":   {policy: "allow if count(input) > 0"},
+		"walk input":   {policy: "allow if {\n\twalk(input, [p, v])\n\tv == \"admin\"\n\tcount(p) > 0\n}"},
+		"input to fn":  {policy: "allow if f(input)\n\nf(x) if x.subject.id == \"sam\""},
+		"input by var": {policy: "allow if {\n\tsome k in [\"subject\"]\n\tinput[k].id == \"sam\"\n}"},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			e := load(t, map[string]string{"crmgate.rego": "package crmgate\n\n" + tt.policy + "\n"})
+			c := e.state.Load()
+			if got := c.cache != nil; got != tt.cached {
+				t.Fatalf("cached = %v, want %v", got, tt.cached)
+			}
+			if c.cache != nil {
+				if got := strings.Join(c.cache.names, " "); got != tt.paths {
+					t.Errorf("paths = %q, want %q", got, tt.paths)
+				}
+			}
+		})
+	}
+}
+
+// TestDecisionCacheCannotBeFooled tries to get a cached decision for an
+// input that differs in something the policy reads, and to poison the
+// cache through a returned Decision.
+func TestDecisionCacheCannotBeFooled(t *testing.T) {
+	t.Parallel()
+	e := load(t, map[string]string{"crmgate.rego": `package crmgate
+
+allow if {
+	"sales" in input.subject.roles
+	not blocked
+}
+
+blocked if input.resource.body.owner != input.subject.attributes.crm_user_id
+
+masked_fields[f] := "last4" if {
+	low_tier
+	some f in ["phone"]
+}
+
+low_tier if input.subject.attributes.tier == "low"
+
+hidden_fields contains "cost"
+`})
+	if e.state.Load().cache == nil {
+		t.Fatal("policy unexpectedly not cached")
+	}
+	ctx := context.Background()
+	decide := func(roles []string, attrs map[string]any, body map[string]any) Decision {
+		t.Helper()
+		d, err := e.Decide(ctx, &Input{
+			Subject:  &Subject{ID: "x", Roles: roles, Attributes: attrs},
+			Resource: Resource{Module: "Accounts", Action: "update", Body: body},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	me := map[string]any{"crm_user_id": "u-1", "tier": "low"}
+	for range 3 { // first evaluates, later ones hit the cache
+		if d := decide([]string{"sales"}, me, map[string]any{"owner": "u-1"}); !d.Allow || d.MaskedFields["phone"] != MaskLast4 {
+			t.Fatalf("own record: %+v", d)
+		}
+		if d := decide([]string{"sales"}, me, map[string]any{"owner": "u-2"}); d.Allow {
+			t.Error("body owner changed but the cached allow was reused")
+		}
+		if d := decide([]string{"customer"}, me, map[string]any{"owner": "u-1"}); d.Allow {
+			t.Error("roles changed but the cached allow was reused")
+		}
+		if d := decide([]string{"sales"}, map[string]any{"crm_user_id": "u-1", "tier": "high"}, map[string]any{"owner": "u-1"}); len(d.MaskedFields) != 0 {
+			t.Error("tier read only by a masked_fields helper changed but the cached masks were reused")
+		}
+	}
+	d := decide([]string{"sales"}, me, map[string]any{"owner": "u-1"})
+	d.HiddenFields[0] = "nothing"
+	d.MaskedFields["phone"] = MaskHash
+	delete(d.MaskedFields, "phone")
+	again := decide([]string{"sales"}, me, map[string]any{"owner": "u-1"})
+	if !slices.Equal(again.HiddenFields, []string{"cost"}) || again.MaskedFields["phone"] != MaskLast4 {
+		t.Errorf("changing a returned decision changed the cache: %+v", again)
+	}
+}
+
+func TestDecisionCacheIsPerRevision(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	e := loadDir(t, dir, "package crmgate\n\nallow if \"sales\" in input.subject.roles\n")
+	in := salesInput()
+	if d, _ := e.Decide(context.Background(), in); !d.Allow {
+		t.Fatal("want allow")
+	}
+	rewrite(t, dir, "package crmgate\n\nallow := false\n")
+	if err := e.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if d, _ := e.Decide(context.Background(), in); d.Allow {
+		t.Error("decision cached across a reload")
+	}
+}
