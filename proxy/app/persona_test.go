@@ -1,0 +1,142 @@
+package app_test
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+// moduleNames are each logical class's module name in SuiteCRM and EspoCRM,
+// with a record id every persona allowed to read it may read.
+var moduleNames = []struct {
+	class, suite, espo, id string
+}{
+	{"account", "Accounts", "Account", "acc-1"},
+	{"contact", "Contacts", "Contact", "c-1"},
+	{"lead", "Leads", "Lead", "l-1"},
+	{"opportunity", "Opportunities", "Opportunity", "o-1"},
+	{"case", "Cases", "Case", "cs-1"},
+	{"call", "Calls", "Call", "call-1"},
+	{"product", "AOS_Products", "Product", "p-1"},
+	{"employee", "Employees", "Employee", ""}, // id: the persona's own record
+	{"user", "Users", "User", "u-sales1"},
+}
+
+// ownEmployee is each staff persona's own personnel record.
+var ownEmployee = map[string]string{"alice": "e-sales1", "morgan": "e-mgr", "ivan": "e-inv", "sam": "e-admin", "pat": "e-sales1", "sam-nomfa": "e-admin"}
+
+// moduleGrants is the reference policy's module-level table, written out by
+// hand from rego/crmgate.rego: L list, R read, C create, U update, D delete.
+var moduleGrants = map[string]map[string]string{
+	"pat": {"account": "LR", "contact": "LR", "opportunity": "LR", "case": "LRCU", "product": "LR"},
+	"alice": {"account": "LRCU", "contact": "LRCU", "lead": "LRCUD", "opportunity": "LRCU", "case": "LRCU",
+		"call": "LRCU", "product": "LR", "employee": "LR"},
+	"morgan": {"account": "LRCU", "contact": "LRCU", "lead": "LRCUD", "opportunity": "LRCU", "case": "LRCU",
+		"call": "LRCU", "product": "LR", "employee": "LR"},
+	"ivan": {"product": "LRCUD", "employee": "LR"},
+	"sam":  {"account": "LRCUD", "contact": "LRCUD", "lead": "LRCUD", "opportunity": "LRCUD", "case": "LRCUD", "call": "LRCUD", "product": "LRCUD", "employee": "LRCUD", "user": "LRCUD"},
+}
+
+// writeBody is a create or update body in each CRM's envelope. Customers'
+// new cases name their own account, as the policy requires (and may not
+// change it afterwards).
+func writeBody(crm, module, id string) string {
+	attrs := `"name":"written by test"`
+	if id == "" && strings.HasPrefix(strings.ToLower(module), "case") {
+		if crm == "suitecrm8" {
+			attrs += `,"account_id":"acc-1"`
+		} else {
+			attrs += `,"accountId":"acc-1"`
+		}
+	}
+	if crm == "espocrm" {
+		return "{" + attrs + "}"
+	}
+	if id == "" {
+		return fmt.Sprintf(`{"data":{"type":%q,"attributes":{%s}}}`, module, attrs)
+	}
+	return fmt.Sprintf(`{"data":{"type":%q,"id":%q,"attributes":{%s}}}`, module, id, attrs)
+}
+
+func personaRequest(crm, module, id, action string) (method, path, body string) {
+	if crm == "suitecrm8" {
+		base := "/Api/V8/module"
+		switch action {
+		case "L":
+			return "GET", base + "/" + module, ""
+		case "R":
+			return "GET", base + "/" + module + "/" + id, ""
+		case "C":
+			return "POST", base, writeBody(crm, module, "")
+		case "U":
+			return "PATCH", base, writeBody(crm, module, id)
+		case "D":
+			return "DELETE", base + "/" + module + "/" + id, ""
+		}
+	}
+	base := "/api/v1/" + module
+	switch action {
+	case "L":
+		return "GET", base, ""
+	case "R":
+		return "GET", base + "/" + id, ""
+	case "C":
+		return "POST", base, writeBody(crm, module, "")
+	case "U":
+		return "PUT", base + "/" + id, writeBody(crm, module, id)
+	case "D":
+		return "DELETE", base + "/" + id, ""
+	}
+	panic("unknown action " + action)
+}
+
+// TestPersonaModuleAccess drives every persona × module × action through the
+// real handler in front of both CRM emulators: what the policy allows reaches
+// the CRM, what it denies is a 403 problem and never reaches it, and an
+// admin without MFA is stepped up everywhere.
+func TestPersonaModuleAccess(t *testing.T) {
+	for _, crm := range []string{"suitecrm8", "espocrm"} {
+		t.Run(crm, func(t *testing.T) {
+			e := newEnv(t, crm)
+			for _, persona := range []string{"pat", "alice", "morgan", "ivan", "sam", "sam-nomfa"} {
+				for _, mod := range moduleNames {
+					for _, action := range []string{"L", "R", "C", "U", "D"} {
+						module := mod.suite
+						if crm == "espocrm" {
+							module = mod.espo
+						}
+						id := mod.id
+						if mod.class == "employee" {
+							id = ownEmployee[persona]
+						}
+						method, path, body := personaRequest(crm, module, id, action)
+						name := fmt.Sprintf("%s/%s/%s", persona, module, action)
+						t.Run(name, func(t *testing.T) {
+							e.upstream.reset()
+							r := e.do(method, path, persona, body)
+							switch {
+							case persona == "sam-nomfa":
+								assertProblem(t, r, http.StatusUnauthorized, "step-up-required")
+								if !strings.Contains(r.Header.Get("WWW-Authenticate"), `error="insufficient_user_authentication"`) {
+									t.Errorf("challenge = %q", r.Header.Get("WWW-Authenticate"))
+								}
+								assertNothingUpstream(t, e)
+							case strings.Contains(moduleGrants[persona][mod.class], action):
+								if len(e.upstream.crmRequests()) != 1 {
+									t.Fatalf("allowed request did not reach the CRM: %d %s", r.Status, r.Body)
+								}
+								if r.Status == http.StatusForbidden || r.Status == http.StatusUnauthorized {
+									t.Fatalf("allowed request answered %d: %s", r.Status, r.Body)
+								}
+							default:
+								assertProblem(t, r, http.StatusForbidden, "forbidden")
+								assertNothingUpstream(t, e)
+							}
+						})
+					}
+				}
+			}
+		})
+	}
+}
