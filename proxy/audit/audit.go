@@ -12,6 +12,7 @@ package audit
 import (
 	"context"
 	"fmt"
+	"maps"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -110,7 +111,7 @@ type Logger struct {
 	log      *zap.Logger
 	maxBatch int
 	linger   time.Duration
-	builder  entryBuilder
+	builder  *entryBuilder
 
 	// mu guards closed against queue sends, so Close can close the queue
 	// without racing a Log: Log holds the read lock only for a non-blocking
@@ -144,13 +145,9 @@ func New(sink Sink, opts Options, m *metrics.Metrics, log *zap.Logger) *Logger {
 	if opts.MaxRecordIDs <= 0 {
 		opts.MaxRecordIDs = DefaultMaxRecordIDs
 	}
-	paths, err := parseMaskPaths(opts.MaskPaths)
+	builder, err := newEntryBuilder(opts.MaskPaths, opts.MaxRecordIDs, maps.Clone(opts.Labels), log)
 	if err != nil {
 		log.Error("decision log input will be erased entirely: invalid mask path", zap.Error(err))
-	}
-	labels := make(map[string]string, len(opts.Labels))
-	for k, v := range opts.Labels {
-		labels[k] = v
 	}
 	maxBatch, linger := defaultMaxBatch, time.Duration(0)
 	if b, ok := sink.(Batcher); ok {
@@ -161,18 +158,12 @@ func New(sink Sink, opts Options, m *metrics.Metrics, log *zap.Logger) *Logger {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	l := &Logger{
-		sink:     sink,
-		m:        m,
-		log:      log,
-		maxBatch: maxBatch,
-		linger:   linger,
-		builder: entryBuilder{
-			maskPaths:    paths,
-			eraseAll:     err != nil,
-			maxRecordIDs: opts.MaxRecordIDs,
-			labels:       labels,
-			log:          log,
-		},
+		sink:        sink,
+		m:           m,
+		log:         log,
+		maxBatch:    maxBatch,
+		linger:      linger,
+		builder:     builder,
 		queue:       make(chan *Event, opts.BufferSize),
 		writeCtx:    ctx,
 		cancelWrite: cancel,

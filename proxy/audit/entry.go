@@ -1,13 +1,11 @@
 package audit
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -70,9 +68,29 @@ const bundleName = "crmgate"
 // metricEvalNS is OPA's metric name for the evaluation time.
 const metricEvalNS = "timer_rego_query_eval_ns"
 
-// entryBuilder turns Events into Entries on the writer goroutine.
+// newEntryBuilder parses the mask paths; when one is invalid it still
+// returns a builder, one that erases the whole input (fail closed), along
+// with the error.
+func newEntryBuilder(maskPaths []string, maxRecordIDs int, labels map[string]string, log *zap.Logger) (*entryBuilder, error) {
+	b := &entryBuilder{maxRecordIDs: maxRecordIDs, labels: labels, log: log}
+	paths, err := parseMaskPaths(maskPaths)
+	if err != nil {
+		b.eraseAll = true
+		return b, err
+	}
+	for _, p := range paths {
+		if len(p.parts) == 0 { // "/input" itself
+			b.eraseAll = true
+		}
+	}
+	b.eraser.paths = paths
+	return b, nil
+}
+
+// entryBuilder turns Events into Entries on the writer goroutine; it is
+// not safe for concurrent use.
 type entryBuilder struct {
-	maskPaths    []maskPath
+	eraser       eraser
 	eraseAll     bool
 	maxRecordIDs int
 	labels       map[string]string
@@ -149,86 +167,16 @@ func (b *entryBuilder) input(in *policy.Input, decisionID string) (json.RawMessa
 			zap.String("decision_id", decisionID), zap.Error(err))
 		return nil, []string{inputRoot}
 	}
-	if len(b.maskPaths) == 0 {
+	if len(b.eraser.paths) == 0 {
 		return raw, nil
 	}
-	var doc any
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	if err := dec.Decode(&doc); err != nil {
-		b.log.Warn("decision log input not re-readable; erased",
+	out, erased, err := b.eraser.erase(raw)
+	if err != nil {
+		b.log.Warn("decision log input not maskable; erased",
 			zap.String("decision_id", decisionID), zap.Error(err))
 		return nil, []string{inputRoot}
 	}
-	var erased []string
-	for _, p := range b.maskPaths {
-		if len(p.parts) == 0 {
-			return nil, []string{inputRoot}
-		}
-		if removeAt(&doc, p.parts) {
-			erased = append(erased, p.raw)
-		}
-	}
-	if len(erased) == 0 {
-		return raw, nil
-	}
-	out, err := json.Marshal(doc)
-	if err != nil {
-		return nil, []string{inputRoot}
-	}
 	return out, erased
-}
-
-// removeAt deletes the value at parts below *node and reports whether it
-// existed. Objects are walked by key, arrays by index.
-func removeAt(node *any, parts []string) bool {
-	cur := *node
-	for _, key := range parts[:len(parts)-1] {
-		switch v := cur.(type) {
-		case map[string]any:
-			child, ok := v[key]
-			if !ok {
-				return false
-			}
-			cur = child
-		case []any:
-			i, ok := index(key, len(v))
-			if !ok {
-				return false
-			}
-			cur = v[i]
-		default:
-			return false
-		}
-	}
-	last := parts[len(parts)-1]
-	switch v := cur.(type) {
-	case map[string]any:
-		if _, ok := v[last]; !ok {
-			return false
-		}
-		delete(v, last)
-		return true
-	case []any:
-		i, ok := index(last, len(v))
-		if !ok {
-			return false
-		}
-		// Arrays cannot be shortened in place through an interface value,
-		// so the slot is nulled: the secret goes, the positions stay.
-		v[i] = nil
-		return true
-	default:
-		return false
-	}
-}
-
-func index(s string, n int) (int, bool) {
-	i, err := strconv.Atoi(s)
-	if err != nil || i < 0 || i >= n || strconv.Itoa(i) != s {
-		return 0, false
-	}
-	return i, true
 }
 
 const inputRoot = "/input"
