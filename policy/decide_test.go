@@ -309,3 +309,26 @@ func TestReferencePolicyThroughEngine(t *testing.T) {
 		}
 	}
 }
+
+func TestExplainListsRuleValues(t *testing.T) {
+	t.Parallel()
+	e, err := Load(context.Background(), Options{Source: Source{FS: rego.FS}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := salesInput()
+	d, lines, err := e.Explain(context.Background(), in)
+	if err != nil || !d.Allow {
+		t.Fatalf("explain = %+v, %v", d, err)
+	}
+	for _, want := range []string{`allow = true`, `class = "contact"`, `me = "u-sales1"`, `active_roles = {"sales"}`} {
+		if !slices.Contains(lines, want) {
+			t.Errorf("explain lacks %q:\n%s", want, strings.Join(lines, "\n"))
+		}
+	}
+	in.Record = map[string]any{"id": "r-1", "assigned_user_id": "u-sales3"}
+	_, lines, err = e.Explain(context.Background(), in)
+	if err != nil || !slices.Contains(lines, "record decision: allow=false hidden_fields=[]") {
+		t.Errorf("explain with record = %v:\n%s", err, strings.Join(lines, "\n"))
+	}
+}
