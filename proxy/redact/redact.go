@@ -191,7 +191,7 @@ type Compiled struct {
 	recTrie    *pathNode
 	rule       RecordRule
 	wantAll    bool
-	want       map[string]struct{}
+	want       []string
 	hashKey    []byte
 	maxIDs     int
 	offset     int
@@ -251,10 +251,7 @@ func (p *Plan) Compile() (*Compiled, error) {
 	if p.Record != nil {
 		fields := p.Record.Fields()
 		c.wantAll = fields == nil
-		c.want = make(map[string]struct{}, len(fields))
-		for _, f := range fields {
-			c.want[f] = struct{}{}
-		}
+		c.want = append([]string(nil), fields...)
 	}
 	for n := range c.names {
 		c.filter.add(n)

@@ -72,6 +72,7 @@ type walker struct {
 	scratch []byte
 	rewalk  []byte
 	extra   []string
+	memo    [][]memberInfo // per record level, by member position
 
 	record map[string]any
 	recID  string
@@ -110,6 +111,9 @@ func putWalker(w *walker) {
 	w.c, w.dst, w.src, w.mac = nil, nil, errReader{}, nil
 	w.out, w.rewalk = w.out[:0], w.rewalk[:0]
 	w.uq, w.extra = nil, w.extra[:0]
+	for i := range w.memo {
+		w.memo[i] = w.memo[i][:0]
+	}
 	w.hold, w.inRec, w.hasID, w.recID = false, 0, false, ""
 	w.stats, w.fatal, w.werr = Stats{}, nil, nil
 	w.targetSeen, w.listDone, w.upstreamN = false, false, 0
@@ -573,18 +577,16 @@ func (w *walker) recordObject(level int) error {
 	fp := w.c.shape.FieldsPath
 	atFields := level == len(fp)
 	first := true
-	for d.PeekKind() != '}' {
+	for i := 0; d.PeekKind() != '}'; i++ {
 		raw, err := d.ReadValue()
 		if err != nil {
 			return err
 		}
-		w.name(raw)
-		e := w.c.lookup(w.fold)
-		isID := string(w.uq) == w.c.shape.IDField && w.c.shape.IDField != ""
-		recID := isID && level == 0
-		wanted := atFields && w.c.rule != nil && (w.c.wantAll || w.wants(w.uq))
-		cut := atFields && w.c.visibleDef && !e.visible && !isID
-		if recID || wanted {
+		m := w.member(level, i, raw)
+		e := m.e
+		recID := m.isID && level == 0
+		cut := atFields && w.c.visibleDef && !e.visible && !m.isID
+		if recID || m.wanted {
 			if err := w.collect(raw, recID, e, cut, &first); err != nil {
 				return err
 			}
@@ -601,12 +603,12 @@ func (w *walker) recordObject(level int) error {
 		w.out = append(w.out, raw...)
 		w.out = append(w.out, ':')
 		switch {
-		case level < len(fp) && string(w.uq) == fp[level] && d.PeekKind() == '{':
+		case m.toFields && d.PeekKind() == '{':
 			err = w.recordObject(level + 1)
 		case e.mask != maskNone:
 			err = w.maskNext(d, e.mask)
 		default:
-			err = w.generic(d, baseNames)
+			err = w.recordMember(d)
 		}
 		if err != nil {
 			return err
@@ -619,9 +621,82 @@ func (w *walker) recordObject(level int) error {
 	return nil
 }
 
+// memberInfo is what recordObject decided about one member name.
+type memberInfo struct {
+	raw      []byte // the quoted name as it appeared
+	e        entry
+	isID     bool // the name is Shape.IDField
+	wanted   bool // the record rule reads it
+	toFields bool // the name is the next step of Shape.FieldsPath
+}
+
+// maxMemo bounds the members remembered per level of a record.
+const maxMemo = 256
+
+// member classifies the i-th member name of a record object at level.
+// Records of one list repeat the same names in the same order, so the
+// answer for the previous record at the same position is reused when the
+// raw name is the same, which spares unescaping, folding and lookups.
+func (w *walker) member(level, i int, raw []byte) memberInfo {
+	for len(w.memo) <= level {
+		w.memo = append(w.memo, nil)
+	}
+	memo := w.memo[level]
+	if i < len(memo) && bytes.Equal(memo[i].raw, raw) {
+		return memo[i]
+	}
+	w.name(raw)
+	fp := w.c.shape.FieldsPath
+	m := memberInfo{
+		e:        w.c.lookup(w.fold),
+		isID:     w.c.shape.IDField != "" && string(w.uq) == w.c.shape.IDField,
+		wanted:   level == len(fp) && w.c.rule != nil && (w.c.wantAll || w.wants(w.uq)),
+		toFields: level < len(fp) && string(w.uq) == fp[level],
+	}
+	switch {
+	case i < len(memo):
+		m.raw = append(memo[i].raw[:0], raw...)
+		memo[i] = m
+	case i == len(memo) && i < maxMemo:
+		m.raw = append([]byte(nil), raw...)
+		w.memo[level] = append(memo, m)
+	}
+	return m
+}
+
+// recordMember writes a member value inside a record. A record is held in
+// memory anyway, so the value is read whole: most are scalars, copied as
+// they are, and the few objects and arrays are walked from the bytes
+// already validated.
+func (w *walker) recordMember(d *jsontext.Decoder) error {
+	v, err := d.ReadValue()
+	if err != nil {
+		return err
+	}
+	if v[0] == '{' || v[0] == '[' {
+		return w.walkRaw(v)
+	}
+	w.out = append(w.out, v...)
+	return nil
+}
+
+// walkRaw writes a raw object or array, which the body's decoder has
+// validated, removing and masking by name.
+func (w *walker) walkRaw(v []byte) error {
+	w.subBuf = *bytes.NewBuffer(v)
+	w.sub.Reset(&w.subBuf, jsontext.AllowDuplicateNames(true))
+	return w.generic(w.sub, baseNames)
+}
+
+// wants reports whether the record rule reads the field name. It runs once
+// per name and list position (see member), so a linear search is fine.
 func (w *walker) wants(name []byte) bool {
-	_, ok := w.c.want[string(name)]
-	return ok
+	for _, f := range w.c.want {
+		if f == string(name) {
+			return true
+		}
+	}
+	return false
 }
 
 // collect reads a member the record rule needs (or the record id), keeps
@@ -631,7 +706,9 @@ func (w *walker) collect(raw []byte, recID bool, e entry, cut bool, first *bool)
 	d := w.dec
 	key := w.c.shape.IDField
 	if !recID {
-		key = string(w.uq)
+		var uq []byte
+		uq, w.uqBuf = unquote(raw, w.uqBuf)
+		key = string(uq)
 	}
 	w.nameBuf = append(w.nameBuf[:0], raw...)
 	v, err := d.ReadValue()
@@ -662,9 +739,7 @@ func (w *walker) collect(raw []byte, recID bool, e entry, cut bool, first *bool)
 	case e.mask != maskNone:
 		w.appendMask(v, e.mask)
 	case v[0] == '{' || v[0] == '[':
-		w.subBuf = *bytes.NewBuffer(v)
-		w.sub.Reset(&w.subBuf, jsontext.AllowDuplicateNames(true))
-		return w.generic(w.sub, baseNames)
+		return w.walkRaw(v)
 	default:
 		w.out = append(w.out, v...)
 	}
