@@ -203,10 +203,11 @@ func (l *Logger) drop() {
 }
 
 // Close stops accepting events, writes everything already queued, and
-// closes the sink. If ctx ends first, pending sink writes are cancelled (the
-// events still queued are counted as failed as the writer gives up on them)
-// and Close returns without waiting further. Close may be called more than
-// once; later calls wait in the same way.
+// closes the sink. If ctx ends first, Close cancels the context of sink
+// writes and returns ctx's error without waiting further; a sink that
+// honours its context (the HTTP sink) then gives up, and the events it did
+// not store are counted as failed. Close may be called more than once; later
+// calls wait in the same way.
 func (l *Logger) Close(ctx context.Context) error {
 	l.closeOnce.Do(func() {
 		l.mu.Lock()
