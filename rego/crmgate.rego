@@ -112,7 +112,14 @@ active_roles contains "admin" if {
 }
 
 # Roles that grant this action on this module for this request.
-granting_roles contains "admin" if "admin" in active_roles
+granting_roles contains "admin" if {
+	"admin" in active_roles
+	not action in never_allowed
+}
+
+# Actions nobody performs through crmgate, admins included: the CRM API's
+# logout would revoke crmgate's own upstream credential for every user.
+never_allowed := {"logout"}
 
 granting_roles contains role if {
 	some role in active_roles

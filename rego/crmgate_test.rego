@@ -153,6 +153,11 @@ test_admin_needs_mfa_even_with_mfa if {
 	crmgate.require_mfa with input as request(sam, "Accounts", "read")
 }
 
+test_nobody_may_log_crmgate_out_of_the_crm if {
+	not allowed(sam, "Session", "logout")
+	not allowed(alice, "Session", "logout")
+}
+
 test_admin_may_use_modules_the_policy_does_not_know if {
 	allowed(sam, "AOS_Contracts", "update")
 	not allowed(alice, "AOS_Contracts", "read")
