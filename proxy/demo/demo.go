@@ -197,12 +197,13 @@ func Run(ctx context.Context, o Options) error {
 
 // Commands are the demo's suggested requests: persona, what it shows, method, path.
 var Commands = []struct{ Persona, Shows, Method, Path string }{
-	{"pat", "a customer lists accounts", "GET", "/Api/V8/module/Accounts"},
+	{"pat", "a customer sees only her own account", "GET", "/Api/V8/module/Accounts"},
 	{"pat", "a customer cannot read personnel records (403)", "GET", "/Api/V8/module/Employees"},
 	{"alice", "sales lists accounts", "GET", "/Api/V8/module/Accounts"},
 	{"alice", "sales reads a product (buy price hidden)", "GET", "/Api/V8/module/AOS_Products/p-1"},
-	{"alice", "sales cannot list personnel (403)", "GET", "/Api/V8/module/Employees"},
-	{"morgan", "a line manager reads personnel", "GET", "/Api/V8/module/Employees"},
+	{"alice", "sales sees only her own personnel record", "GET", "/Api/V8/module/Employees"},
+	{"alice", "sales cannot read CRM user records (403)", "GET", "/Api/V8/module/Users"},
+	{"morgan", "a line manager sees his team's personnel records", "GET", "/Api/V8/module/Employees"},
 	{"ivan", "inventory sees buy prices", "GET", "/Api/V8/module/AOS_Products/p-1"},
 	{"ivan", "inventory cannot read customers (403)", "GET", "/Api/V8/module/Accounts"},
 	{"sam", "an admin with MFA reads personnel", "GET", "/Api/V8/module/Employees"},
