@@ -618,3 +618,36 @@ func TestTransformStreams(t *testing.T) {
 		}
 	}
 }
+
+// TestTransformMemberMemo tries to get a hidden field past the per-position
+// memory of member names by changing the name, its escaping or its case at
+// a position earlier records used for harmless names.
+func TestTransformMemberMemo(t *testing.T) {
+	t.Parallel()
+	plan := Plan{Shape: suiteShape(), Hidden: []string{"cost"}, Record: ownedBy("owner"),
+		Masked: map[string]string{"phone": policy.MaskRedact}}
+	in := `{"data":[` +
+		`{"id":"1","attributes":{"owner":"u1","name":"x","phone":"1"}},` +
+		`{"id":"2","attributes":{"owner":"u1","cost":"S1","phone":"2"}},` +
+		`{"id":"3","attributes":{"owner":"u1","co\u0073t":"S2","name":"3"}},` +
+		`{"id":"4","attributes":{"owner":"u1","COST":"S3","phone":"4"}},` +
+		`{"id":"5","attributes":{"owner":"u2","name":"S4"}},` +
+		`{"id":"6","attributes":{"ow\u006eer":"u2","name":"S5"}},` +
+		`{"id":"7","attributes":{"name":"z","owner":"u1","cost":"S6"}}]}`
+	want := `{"data":[` +
+		`{"id":"1","attributes":{"owner":"u1","name":"x","phone":"[redacted]"}},` +
+		`{"id":"2","attributes":{"owner":"u1","phone":"[redacted]"}},` +
+		`{"id":"3","attributes":{"owner":"u1","name":"3"}},` +
+		`{"id":"4","attributes":{"owner":"u1","phone":"[redacted]"}},` +
+		`{"id":"7","attributes":{"name":"z","owner":"u1"}}]}`
+	got, st, err := transform(t, plan, ModeList, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != want {
+		t.Errorf("output\n got %s\nwant %s", got, want)
+	}
+	if st.Returned != 5 || st.Filtered != 2 {
+		t.Errorf("stats %+v", st)
+	}
+}
