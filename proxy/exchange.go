@@ -41,6 +41,7 @@ type exchange struct {
 	outcome string
 	reason  string
 	problem *Problem
+	errText string // internal cause, for the decision log only
 	logged  bool
 	h       *Handler
 }
@@ -180,6 +181,7 @@ func (h *Handler) record(x *exchange) {
 		Outcome:    x.outcome,
 		Status:     status,
 		Reason:     x.reason,
+		Error:      x.errText,
 		LatencyNS:  elapsed.Nanoseconds(),
 
 		RecordsReturned: x.recordsReturned,

@@ -262,6 +262,7 @@ func (h *Handler) finish(x *exchange, err error) {
 			writeProblem(x.w, p, x.decisionID, "")
 		}
 		if p.Cause != nil {
+			x.errText = p.Cause.Error()
 			h.o.Logger.Debug("request refused", zap.String("request_id", x.id), zap.String("reason", p.Reason), zap.Error(p.Cause))
 		}
 	}

@@ -284,6 +284,10 @@ func TestPolicyReturningWrongTypeFailsClosed(t *testing.T) {
 	if len(lines) != 1 || lines[0]["outcome"] != "error" {
 		t.Fatalf("decision log = %v", lines)
 	}
+	// The operator learns which rule was wrong; the client did not.
+	if msg, _ := lines[0]["error"].(string); !strings.Contains(msg, "allow") || !strings.Contains(msg, "boolean") {
+		t.Errorf("decision log error = %q, want it to name the rule and the expected type", msg)
+	}
 }
 
 func TestUpstreamFailures(t *testing.T) {

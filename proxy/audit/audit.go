@@ -80,6 +80,10 @@ type Event struct {
 	// error class); it must not contain secrets or raw error strings from
 	// upstream.
 	Reason string
+	// Error is the internal cause of an error outcome (a policy that
+	// returned the wrong type, an upstream failure). It is for operators
+	// only and never shown to the client.
+	Error string
 }
 
 // Options tune a Logger. Zero values take the defaults noted per field.

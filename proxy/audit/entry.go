@@ -49,6 +49,7 @@ type Entry struct {
 	RecordIDs          []string      `json:"record_ids,omitempty"`
 	RecordIDsTruncated bool          `json:"record_ids_truncated,omitempty"`
 	Reason             string        `json:"reason,omitempty"`
+	Error              string        `json:"error,omitempty"`
 }
 
 // Bundle is the per-bundle entry of an event's "bundles" object.
@@ -117,6 +118,7 @@ func (b *entryBuilder) build(e *Event) *Entry {
 		FieldsRedacted:  e.FieldsRedacted,
 		LatencyNS:       e.LatencyNS,
 		Reason:          e.Reason,
+		Error:           e.Error,
 	}
 	if len(b.labels) > 0 {
 		en.Labels = b.labels
@@ -321,6 +323,9 @@ func (e *Entry) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	}
 	if e.Reason != "" {
 		enc.AddString("reason", e.Reason)
+	}
+	if e.Error != "" {
+		enc.AddString("error", e.Error)
 	}
 	return nil
 }
