@@ -1,0 +1,329 @@
+package redact
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+
+	"github.com/go-json-experiment/json/jsontext"
+
+	"github.com/crmgate/crmgate/policy"
+)
+
+// recordValue writes the next record of the body, checking it with the
+// record rule; it reports whether the record was kept.
+func (w *walker) recordValue(first bool) (bool, error) {
+	d := w.dec
+	if d.PeekKind() != '{' {
+		if _, err := d.ReadValue(); err != nil {
+			return false, err
+		}
+		return false, w.fail(fmt.Errorf("transform: %w: record at %s is not an object", ErrUnexpectedShape, d.StackPointer()))
+	}
+	start := len(w.out)
+	if !first {
+		w.out = append(w.out, ',')
+	}
+	body := len(w.out)
+	redacted := w.stats.Redacted
+	clear(w.record)
+	w.recID, w.hasID = "", false
+	w.inRec++
+	err := w.recordObject(0)
+	w.inRec--
+	if err != nil {
+		return false, err
+	}
+	w.upstreamN++
+	rd := policy.RecordDecision{Allow: true}
+	if w.c.rule != nil {
+		if rd, err = w.c.rule.Check(w.record); err != nil {
+			return false, w.fail(fmt.Errorf("transform: record rule: %w", err))
+		}
+	}
+	if !rd.Allow {
+		w.out = w.out[:start]
+		w.stats.Redacted = redacted
+		w.stats.Filtered++
+		return false, nil
+	}
+	if len(rd.HiddenFields) > 0 {
+		if err := w.rehide(body, rd.HiddenFields); err != nil {
+			return false, err
+		}
+	}
+	w.stats.Returned++
+	if w.hasID {
+		if len(w.stats.IDs) < w.c.maxIDs {
+			w.stats.IDs = append(w.stats.IDs, w.recID)
+		} else {
+			w.stats.Truncated = true
+		}
+	}
+	return true, nil
+}
+
+// recordObject writes an object of a record: the record itself (level 0)
+// or one on the way to, or at, its fields (level = depth in FieldsPath).
+// Along the way it collects what the record rule needs.
+func (w *walker) recordObject(level int) error {
+	d := w.dec
+	if _, err := d.ReadToken(); err != nil {
+		return err
+	}
+	w.out = append(w.out, '{')
+	fp := w.c.shape.FieldsPath
+	atFields := level == len(fp)
+	first := true
+	for i := 0; d.PeekKind() != '}'; i++ {
+		raw, err := d.ReadValue()
+		if err != nil {
+			return err
+		}
+		m := w.member(level, i, raw)
+		e := m.e
+		recID := m.isID && level == 0
+		cut := atFields && w.c.visibleDef && !e.visible && !m.isID
+		if recID || m.wanted {
+			if err := w.collect(raw, recID, e, cut, &first); err != nil {
+				return err
+			}
+			continue
+		}
+		if e.hidden || cut {
+			w.stats.Redacted++
+			if err := d.SkipValue(); err != nil {
+				return err
+			}
+			continue
+		}
+		w.comma(&first)
+		w.out = append(w.out, raw...)
+		w.out = append(w.out, ':')
+		switch {
+		case m.toFields && d.PeekKind() == '{':
+			err = w.recordObject(level + 1)
+		case e.mask != maskNone:
+			err = w.maskNext(d, e.mask)
+		default:
+			err = w.recordMember(d)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if _, err := d.ReadToken(); err != nil {
+		return err
+	}
+	w.out = append(w.out, '}')
+	return nil
+}
+
+// memberInfo is what recordObject decided about one member name.
+type memberInfo struct {
+	raw      []byte // the quoted name as it appeared
+	e        entry
+	isID     bool // the name is Shape.IDField
+	wanted   bool // the record rule reads it
+	toFields bool // the name is the next step of Shape.FieldsPath
+}
+
+// maxMemo bounds the members remembered per level of a record.
+const maxMemo = 256
+
+// member classifies the i-th member name of a record object at level.
+// Records of one list repeat the same names in the same order, so the
+// answer for the previous record at the same position is reused when the
+// raw name is the same, which spares unescaping, folding and lookups.
+func (w *walker) member(level, i int, raw []byte) memberInfo {
+	for len(w.memo) <= level {
+		w.memo = append(w.memo, nil)
+	}
+	memo := w.memo[level]
+	if i < len(memo) && bytes.Equal(memo[i].raw, raw) {
+		return memo[i]
+	}
+	w.name(raw)
+	fp := w.c.shape.FieldsPath
+	m := memberInfo{
+		e:        w.c.lookup(w.fold),
+		isID:     w.c.shape.IDField != "" && string(w.uq) == w.c.shape.IDField,
+		wanted:   level == len(fp) && w.c.rule != nil && (w.c.wantAll || w.wants(w.uq)),
+		toFields: level < len(fp) && string(w.uq) == fp[level],
+	}
+	switch {
+	case i < len(memo):
+		m.raw = append(memo[i].raw[:0], raw...)
+		memo[i] = m
+	case i == len(memo) && i < maxMemo:
+		m.raw = append([]byte(nil), raw...)
+		w.memo[level] = append(memo, m)
+	}
+	return m
+}
+
+// recordMember writes a member value inside a record. A record is held in
+// memory anyway, so the value is read whole: most are scalars, copied as
+// they are, and the few objects and arrays are walked from the bytes
+// already validated.
+func (w *walker) recordMember(d *jsontext.Decoder) error {
+	v, err := d.ReadValue()
+	if err != nil {
+		return err
+	}
+	if v[0] == '{' || v[0] == '[' {
+		return w.walkRaw(v)
+	}
+	w.out = append(w.out, v...)
+	return nil
+}
+
+// walkRaw writes a raw object or array, which the body's decoder has
+// validated, removing and masking by name.
+func (w *walker) walkRaw(v []byte) error {
+	w.subBuf = *bytes.NewBuffer(v)
+	w.sub.Reset(&w.subBuf, jsontext.AllowDuplicateNames(true))
+	return w.generic(w.sub, baseNames)
+}
+
+// wants reports whether the record rule reads the field name. It runs once
+// per name and list position (see member), so a linear search is fine.
+func (w *walker) wants(name []byte) bool {
+	for _, f := range w.c.want {
+		if f == string(name) {
+			return true
+		}
+	}
+	return false
+}
+
+// collect reads a member the record rule needs (or the record id), keeps
+// its value for the rule, then writes it as the plan says. raw is the
+// member's quoted name.
+func (w *walker) collect(raw []byte, recID bool, e entry, cut bool, first *bool) error {
+	d := w.dec
+	key := w.c.shape.IDField
+	if !recID {
+		var uq []byte
+		uq, w.uqBuf = unquote(raw, w.uqBuf)
+		key = string(uq)
+	}
+	w.nameBuf = append(w.nameBuf[:0], raw...)
+	v, err := d.ReadValue()
+	if err != nil {
+		return err
+	}
+	val, err := w.decodeAny(v)
+	if err != nil {
+		return err
+	}
+	w.record[key] = val
+	if recID {
+		w.hasID = true
+		if s, ok := val.(string); ok {
+			w.recID = s
+		} else {
+			w.recID = string(v)
+		}
+	}
+	if e.hidden || cut {
+		w.stats.Redacted++
+		return nil
+	}
+	w.comma(first)
+	w.out = append(w.out, w.nameBuf...)
+	w.out = append(w.out, ':')
+	switch {
+	case e.mask != maskNone:
+		w.appendMask(v, e.mask)
+	case v[0] == '{' || v[0] == '[':
+		return w.walkRaw(v)
+	default:
+		w.out = append(w.out, v...)
+	}
+	return nil
+}
+
+// rehide walks the record written from out[from:] again, removing the
+// record rule's extra hidden names at any depth. Masks and the allow-list
+// were applied in the first pass, so only names are removed here.
+func (w *walker) rehide(from int, hidden []string) error {
+	w.extra = w.extra[:0]
+	for _, h := range hidden {
+		w.scratch = appendFold(w.scratch[:0], []byte(h))
+		w.extra = append(w.extra, string(w.scratch))
+	}
+	w.rewalk = append(w.rewalk[:0], w.out[from:]...)
+	w.out = w.out[:from]
+	w.subBuf = *bytes.NewBuffer(w.rewalk)
+	w.sub.Reset(&w.subBuf, jsontext.AllowDuplicateNames(true))
+	if err := w.generic(w.sub, names{extra: w.extra}); err != nil {
+		return w.fail(fmt.Errorf("transform: record hidden fields: %w", err))
+	}
+	return nil
+}
+
+// decodeAny turns a raw value into what the record rule sees: strings,
+// json.Number, bools, nil, map[string]any and []any.
+func (w *walker) decodeAny(v []byte) (any, error) {
+	switch v[0] {
+	case '"':
+		s, buf := unquote(v, w.valBuf)
+		w.valBuf = buf
+		return string(s), nil
+	case 'n':
+		return nil, nil
+	case 't':
+		return true, nil
+	case 'f':
+		return false, nil
+	case '{', '[':
+		w.subBuf = *bytes.NewBuffer(v)
+		w.sub.Reset(&w.subBuf, jsontext.AllowDuplicateNames(true))
+		return decodeTokens(w.sub)
+	}
+	return json.Number(string(v)), nil
+}
+
+func decodeTokens(d *jsontext.Decoder) (any, error) {
+	tok, err := d.ReadToken()
+	if err != nil {
+		return nil, err
+	}
+	switch tok.Kind() {
+	case '{':
+		m := make(map[string]any)
+		for d.PeekKind() != '}' {
+			k, err := d.ReadToken()
+			if err != nil {
+				return nil, err
+			}
+			name := k.String()
+			if m[name], err = decodeTokens(d); err != nil {
+				return nil, err
+			}
+		}
+		_, err := d.ReadToken()
+		return m, err
+	case '[':
+		a := []any{}
+		for d.PeekKind() != ']' {
+			x, err := decodeTokens(d)
+			if err != nil {
+				return nil, err
+			}
+			a = append(a, x)
+		}
+		_, err := d.ReadToken()
+		return a, err
+	case '"':
+		return tok.String(), nil
+	case 'n':
+		return nil, nil
+	case 't':
+		return true, nil
+	case 'f':
+		return false, nil
+	}
+	return json.Number(tok.String()), nil
+}
