@@ -331,3 +331,30 @@ func TestCheckQueryMethod(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+func TestReadPath(t *testing.T) {
+	cases := []struct{ profile, module, id, want string }{
+		{"suitecrm8", "Accounts", "acc-1", "/Api/V8/module/Accounts/acc-1"},
+		{"espocrm", "Account", "acc-1", "/api/v1/Account/acc-1"},
+	}
+	for _, c := range cases {
+		p, err := Builtin(c.profile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := p.ReadPath(c.module, c.id)
+		if err != nil || got != c.want {
+			t.Errorf("%s ReadPath = %q, %v; want %q", c.profile, got, err, c.want)
+		}
+		// The path must classify back to a read of the same record.
+		m, err := p.Classify("GET", got, nil)
+		if err != nil || m.Module != c.module || m.ID != c.id || m.Action != "read" {
+			t.Errorf("%s: %q classifies as %+v, %v", c.profile, got, m, err)
+		}
+		for _, bad := range []string{"../x", "a/b", "%2e", ""} {
+			if _, err := p.ReadPath(c.module, bad); err == nil {
+				t.Errorf("%s ReadPath accepted id %q", c.profile, bad)
+			}
+		}
+	}
+}

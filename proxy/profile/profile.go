@@ -428,3 +428,43 @@ func truncate(s string) string {
 	}
 	return s
 }
+
+// ReadPath is the path that reads one record of module: the profile's GET
+// route of kind record and action read with {module} and {id} placeholders
+// (or a fixed module). crmgate uses it to fetch the target of an update,
+// delete or relate and check the record rule before the write is sent.
+func (p *Profile) ReadPath(module, id string) (string, error) {
+	if !validID(id) {
+		return "", fmt.Errorf("read path: id %q: %w", truncate(id), ErrBadPath)
+	}
+	for _, c := range p.routes {
+		r := c.route
+		if r.Refuse || r.Method != http.MethodGet || r.Kind != KindRecord || r.Action != "read" {
+			continue
+		}
+		if r.Module != "" && r.Module != module {
+			continue
+		}
+		var path strings.Builder
+		hasID, hasModule, extra := false, r.Module != "", false
+		for _, s := range c.segs {
+			path.WriteByte('/')
+			switch s.kind {
+			case segLiteral:
+				path.WriteString(s.lit)
+			case segModule:
+				path.WriteString(module)
+				hasModule = true
+			case segID:
+				path.WriteString(id)
+				hasID = true
+			default:
+				extra = true // a route needing more than module and id is not a plain read
+			}
+		}
+		if hasID && hasModule && !extra {
+			return path.String(), nil
+		}
+	}
+	return "", fmt.Errorf("read path: no record read route for module %q: %w", truncate(module), ErrUnknownRoute)
+}
