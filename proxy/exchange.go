@@ -10,7 +10,9 @@ import (
 
 	"github.com/crmgate/crmgate/policy"
 	"github.com/crmgate/crmgate/proxy/audit"
+	"github.com/crmgate/crmgate/proxy/metrics"
 	"github.com/crmgate/crmgate/proxy/profile"
+	"github.com/crmgate/crmgate/proxy/redact"
 )
 
 // exchange is the state of one request as it moves through the pipeline.
@@ -33,9 +35,11 @@ type exchange struct {
 	upstreamStatus int
 	upstreamErr    error
 
+	respDone        chan struct{} // closed when the response transform ends
 	recordsReturned int
 	recordsFiltered int
 	fieldsRedacted  int
+	fieldsMasked    int
 	recordIDs       []string
 
 	outcome string
@@ -127,6 +131,13 @@ func (h *Handler) modifyResponse(res *http.Response) error {
 	// not for the client.
 	res.Header.Del("Set-Cookie")
 	res.Header.Del("WWW-Authenticate")
+	if !x.decided {
+		return nil // a configured public path: passed through as is
+	}
+	if err := h.enforceResponse(x, res); err != nil {
+		x.upstreamErr = err
+		return err
+	}
 	return nil
 }
 
@@ -137,6 +148,7 @@ func (h *Handler) upstreamError(_ http.ResponseWriter, r *http.Request, err erro
 		return
 	}
 	if x.upstreamErr == nil {
+		// A transport failure; errors from modifyResponse are already set.
 		h.o.Metrics.ObserveUpstream(x.match.Module, 0, err, h.o.Now().Sub(x.upstreamStart))
 		x.upstreamErr = upstreamErrorProblem(err)
 	}
@@ -167,6 +179,13 @@ func (h *Handler) record(x *exchange) {
 		m.ObserveDecision(x.match.Module, x.match.Action, x.outcome, roles, 0)
 	}
 	m.ObserveRequest(x.match.Module, x.outcome, elapsed)
+	if x.fieldsRedacted > 0 {
+		m.RedactedFields(x.match.Module, metrics.RedactHidden, x.fieldsRedacted-x.fieldsMasked)
+		m.RedactedFields(x.match.Module, metrics.RedactMasked, x.fieldsMasked)
+	}
+	if x.recordsReturned > 0 || x.recordsFiltered > 0 {
+		m.RecordsFiltered(x.match.Module, x.recordsReturned, x.recordsFiltered)
+	}
 
 	ev := &audit.Event{
 		DecisionID: x.decisionID,
@@ -201,8 +220,26 @@ func (h *Handler) record(x *exchange) {
 	h.o.DecisionLog.Log(ev)
 }
 
+// setStats keeps what the response transform did, for the log and metrics.
+func (x *exchange) setStats(s redact.Stats) {
+	x.recordsReturned, x.recordsFiltered, x.fieldsRedacted = s.Returned, s.Filtered, s.Redacted
+	x.fieldsMasked = s.Masked
+	x.recordIDs = s.IDs
+}
+
+// waitResponse waits for a streaming transform to finish, so its stats are
+// complete before the decision is recorded. The reverse proxy closes the
+// transform's pipe when it stops copying, so this never waits on a client
+// that went away.
+func (x *exchange) waitResponse() {
+	if x.respDone != nil {
+		<-x.respDone
+	}
+}
+
 // finishAborted records a request whose response was cut off mid-body.
 func (x *exchange) finishAborted() {
+	x.waitResponse()
 	if x.outcome == "" || x.outcome == OutcomeAllow {
 		x.outcome, x.reason = OutcomeError, "response aborted"
 	}

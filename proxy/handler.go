@@ -26,6 +26,7 @@ import (
 type Decider interface {
 	Decide(ctx context.Context, in *policy.Input) (policy.Decision, error)
 	Record(ctx context.Context, in *policy.Input) (policy.RecordDecision, error)
+	RecordFilter(ctx context.Context, in *policy.Input) (*policy.RecordFilter, error)
 	Revision() string
 }
 
@@ -52,6 +53,11 @@ type Options struct {
 	PublicPath func(cleanPath string) bool
 	// MaxRequestBody caps the request bodies crmgate reads.
 	MaxRequestBody int64
+	// HashKey keys the "hash" mask (HMAC), so masked values cannot be
+	// reversed by hashing guesses. Replicas must share it.
+	HashKey []byte
+	// MaxRecordIDs bounds the record ids one decision-log event lists.
+	MaxRecordIDs int
 	// StepUpACR and StepUpMaxAge go into RFC 9470 challenges.
 	StepUpACR    string
 	StepUpMaxAge time.Duration
@@ -226,7 +232,10 @@ func (h *Handler) enforceRequest(x *exchange) error {
 	if !d.Allow {
 		return errForbidden("policy denied")
 	}
-	return h.guardWrite(x)
+	if err := h.guardWrite(x); err != nil {
+		return err
+	}
+	return h.checkTarget(x)
 }
 
 // forward sends the request to the CRM.
@@ -246,6 +255,7 @@ func (h *Handler) forward(x *exchange) error {
 		defer cancel()
 	}
 	x.upstreamStart = h.o.Now()
+	defer x.waitResponse()
 	h.rp.ServeHTTP(x.w, x.r.WithContext(ctx))
 	if x.upstreamErr != nil {
 		return x.upstreamErr

@@ -3,7 +3,6 @@ package proxy
 import (
 	"errors"
 	"io"
-	"mime"
 	"net/http"
 	"slices"
 	"strings"
@@ -127,14 +126,6 @@ func (h *Handler) readBody(x *exchange) error {
 	x.input.Resource.Body = fields
 	x.input.Resource.Fields = sortedKeys(fields)
 	return nil
-}
-
-func isJSON(ct string) bool {
-	mt, _, err := mime.ParseMediaType(ct)
-	if err != nil {
-		return false
-	}
-	return mt == "application/json" || mt == "application/vnd.api+json"
 }
 
 // decodeStrict parses JSON the way the write guard must see it: duplicate

@@ -6,6 +6,9 @@ package app
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -125,6 +128,11 @@ func Build(ctx context.Context, cfg *config.Config, deps Deps) (*App, error) {
 		Labels:       map[string]string{"app": "crmgate", "version": deps.Version},
 	}, m, log.Named("audit"))
 
+	hashKey, err := maskHashKey(cfg.Session)
+	if err != nil {
+		_ = auditLog.Close(ctx)
+		return nil, err
+	}
 	h, err := proxy.New(proxy.Options{
 		Profile: prof,
 		Policy:  engine,
@@ -140,6 +148,8 @@ func Build(ctx context.Context, cfg *config.Config, deps Deps) (*App, error) {
 		},
 		PublicPath:     cfg.PublicPath,
 		MaxRequestBody: cfg.Upstream.MaxRequestBody,
+		HashKey:        hashKey,
+		MaxRecordIDs:   cfg.DecisionLog.MaxRecordIDs,
 		StepUpACR:      cfg.Identity.MFA.StepUpACR,
 		StepUpMaxAge:   cfg.Identity.MFA.StepUpMaxAge,
 		PolicyPath:     cfg.Policy.Package,
@@ -176,6 +186,26 @@ func Mapper(id config.Identity) *identity.Mapper {
 		Roles: id.Roles,
 		MFA:   identity.MFAEvidence{AMR: id.MFA.AMR, ACR: id.MFA.ACR},
 	}
+}
+
+// maskHashKey derives the key of the "hash" mask from the session key, so
+// every replica hashes a value the same way; without a session key each
+// process draws its own (hashes then differ between replicas and restarts).
+func maskHashKey(s config.Session) ([]byte, error) {
+	if s.EncryptionKey == "" {
+		k := make([]byte, 32)
+		if _, err := rand.Read(k); err != nil {
+			return nil, fmt.Errorf("mask hash key: %w", err)
+		}
+		return k, nil
+	}
+	key, err := s.EncryptionKeyBytes()
+	if err != nil {
+		return nil, fmt.Errorf("session.encryption_key: %w", err)
+	}
+	mac := hmac.New(sha256.New, key)
+	mac.Write([]byte("crmgate mask hash v1"))
+	return mac.Sum(nil), nil
 }
 
 func buildProfile(c config.CRM) (*profile.Profile, error) {

@@ -245,3 +245,30 @@ func (e *env) flushLog() []map[string]any {
 	}
 	return e.dlog.lines()
 }
+
+// newEnvGzip is a SuiteCRM env whose emulator compresses its answers.
+func newEnvGzip(t *testing.T) *env {
+	t.Helper()
+	e := newEnv(t, "suitecrm8")
+	e.upstream.next = emulator.NewSuiteCRM(e.ds, emulator.SuiteOptions{ClientID: "crmgate", ClientSecret: "s3cret", Gzip: true})
+	return e
+}
+
+// newStatic serves one fixed body for every request: a CRM that answers
+// something crmgate must not pass on unread.
+func newStatic(t *testing.T, contentType, body string) string {
+	return newStaticEncoded(t, contentType, "", body)
+}
+
+func newStaticEncoded(t *testing.T, contentType, encoding, body string) string {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", contentType)
+		if encoding != "" {
+			w.Header().Set("Content-Encoding", encoding)
+		}
+		_, _ = io.WriteString(w, body)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}

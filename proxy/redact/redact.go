@@ -172,8 +172,9 @@ type Stats struct {
 	// Returned and Filtered count records written and dropped.
 	Returned, Filtered int
 	// Redacted counts fields removed (hidden, record-hidden or outside the
-	// allow-list) or masked in what was written.
-	Redacted int
+	// allow-list) or masked in what was written; Masked is the part of
+	// Redacted that was masked rather than removed.
+	Redacted, Masked int
 	// IDs are the ids of returned records, in order, at most
 	// Plan.MaxRecordIDs; Truncated says more were returned.
 	IDs       []string

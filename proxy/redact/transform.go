@@ -346,6 +346,7 @@ func (w *walker) appendMask(v []byte, style maskStyle) {
 		w.out = append(w.out, redactedJSON...)
 	}
 	w.stats.Redacted++
+	w.stats.Masked++
 }
 
 // unquote returns the contents of the valid JSON string v, using buf only

@@ -1,0 +1,223 @@
+package proxy
+
+import (
+	"bytes"
+	"compress/gzip"
+	"compress/zlib"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/crmgate/crmgate/policy"
+	"github.com/crmgate/crmgate/proxy/profile"
+	"github.com/crmgate/crmgate/proxy/redact"
+)
+
+// errResponseUninspectable is returned (wrapped in a Problem) when the CRM's
+// answer cannot be checked: crmgate never passes on what it could not read.
+func errResponseUninspectable(cause error) *Problem {
+	return &Problem{Status: http.StatusBadGateway, Kind: "upstream-response", Title: "CRM response refused",
+		Detail: "crmgate could not inspect the CRM's response, so it was not passed on.", Outcome: OutcomeError,
+		Reason: "uninspectable response", Cause: cause}
+}
+
+func errRecordNotFound() *Problem {
+	return &Problem{Status: http.StatusNotFound, Kind: "not-found", Title: "Not found",
+		Detail: "No such record.", Outcome: OutcomeDeny, Reason: "record rule denied"}
+}
+
+// enforceResponse rewrites the CRM's answer according to the decision:
+// hidden fields removed, masked fields masked, list records the subject may
+// not see dropped. Lists stream through; a single record is held (bounded)
+// so a record the subject may not see becomes a 404 before any byte is sent.
+func (h *Handler) enforceResponse(x *exchange, res *http.Response) error {
+	res.Header.Del("ETag") // the body changes; a stale validator would lie
+	if res.Request.Method == http.MethodHead || res.StatusCode == http.StatusNoContent ||
+		res.StatusCode == http.StatusNotModified || res.StatusCode < 200 {
+		return nil
+	}
+	body, err := decodedBody(res)
+	if err != nil {
+		return errResponseUninspectable(err)
+	}
+	if !isJSON(res.Header.Get("Content-Type")) {
+		// An empty body needs no inspection; anything else that is not JSON
+		// (an HTML error page, a CSV export) might carry any field.
+		var one [1]byte
+		if n, _ := io.ReadFull(body, one[:]); n == 0 {
+			res.Body = http.NoBody
+			res.ContentLength = 0
+			res.Header.Del("Content-Length")
+			return nil
+		}
+		_ = res.Body.Close()
+		return errResponseUninspectable(errors.New("non-json response body: " + res.Header.Get("Content-Type")))
+	}
+
+	mode, rule, err := h.responseMode(x, res.StatusCode)
+	if err != nil {
+		return err
+	}
+	plan := redact.Plan{
+		Shape:          h.o.Profile.Shape,
+		Hidden:         x.decision.HiddenFields,
+		Masked:         x.decision.MaskedFields,
+		Visible:        x.decision.VisibleFields,
+		VisibleDefined: x.decision.VisibleDefined,
+		HashKey:        h.o.HashKey,
+		MaxRecordIDs:   h.o.MaxRecordIDs,
+		Offset:         queryOffset(x.r),
+	}
+	if rule != nil {
+		plan.Record = rule
+	}
+	compiled, err := plan.Compile()
+	if err != nil {
+		return errPolicy(err)
+	}
+	res.Header.Del("Content-Length")
+	res.ContentLength = -1
+
+	if mode == redact.ModeRecord {
+		var out bytes.Buffer
+		stats, err := compiled.Transform(&out, body, mode)
+		_ = res.Body.Close()
+		x.setStats(stats)
+		switch {
+		case errors.Is(err, redact.ErrRecordDenied):
+			return errRecordNotFound()
+		case err != nil:
+			return errResponseUninspectable(err)
+		}
+		res.Body = io.NopCloser(&out)
+		res.ContentLength = int64(out.Len())
+		res.Header.Set("Content-Length", strconv.Itoa(out.Len()))
+		return nil
+	}
+	return h.streamResponse(x, res, body, compiled, mode)
+}
+
+// streamResponse transforms a list (or any other JSON body) on the fly. It
+// waits for the first output byte before letting the headers go, so a body
+// that turns out not to be what the profile says is refused with a clean
+// error instead of a 200 followed by a broken stream.
+func (h *Handler) streamResponse(x *exchange, res *http.Response, body io.Reader, c *redact.Compiled, mode redact.Mode) error {
+	pr, pw := io.Pipe()
+	sw := &firstWrite{w: pw, first: make(chan struct{})}
+	done := make(chan struct{})
+	var transformErr error
+	upstream := res.Body
+	go func() {
+		defer close(done)
+		stats, err := c.Transform(sw, body, mode)
+		_ = upstream.Close()
+		x.setStats(stats)
+		transformErr = err
+		// A transform error after output started closes the pipe with it;
+		// the reverse proxy then aborts the client connection, so a
+		// truncated body is never mistaken for a complete one.
+		pw.CloseWithError(err)
+	}()
+	x.respDone = done
+	select {
+	case <-sw.first:
+		res.Body = pr
+		return nil
+	case <-done:
+		if transformErr != nil {
+			_ = pr.Close()
+			return errResponseUninspectable(transformErr)
+		}
+		res.Body = pr
+		return nil
+	}
+}
+
+// responseMode says how the body is read and which record rule applies.
+func (h *Handler) responseMode(x *exchange, status int) (redact.Mode, redact.RecordRule, error) {
+	if status >= 300 {
+		// Error and redirect bodies are not records, but they may echo
+		// field names and values: redact by name.
+		return redact.ModeOther, nil, nil
+	}
+	switch x.match.Kind {
+	case profile.KindList, profile.KindRelated:
+		// Related lists are filtered with the record rule evaluated for the
+		// parent module (the related module is not in the path).
+		rule, err := h.recordRule(x)
+		return redact.ModeList, rule, err
+	case profile.KindRecord:
+		if x.match.Action == policy.ActionRead {
+			rule, err := h.recordRule(x)
+			return redact.ModeRecord, rule, err
+		}
+		if x.match.Action == policy.ActionCreate || x.match.Action == policy.ActionUpdate {
+			// The target was checked before the write; the answer is the
+			// record as written, redacted by field.
+			return redact.ModeRecord, nil, nil
+		}
+	}
+	return redact.ModeOther, nil, nil
+}
+
+// recordRule compiles the record rule for this request once.
+func (h *Handler) recordRule(x *exchange) (redact.RecordRule, error) {
+	f, err := h.o.Policy.RecordFilter(x.r.Context(), &x.input)
+	if err != nil {
+		return nil, errPolicy(err)
+	}
+	return f, nil
+}
+
+// decodedBody undoes a content coding crmgate can read, so redaction sees
+// the real bytes; any other coding is refused rather than passed through
+// unread.
+func decodedBody(res *http.Response) (io.Reader, error) {
+	enc := strings.ToLower(strings.TrimSpace(res.Header.Get("Content-Encoding")))
+	res.Header.Del("Content-Encoding")
+	switch enc {
+	case "", "identity":
+		return res.Body, nil
+	case "gzip", "x-gzip":
+		return gzip.NewReader(res.Body)
+	case "deflate":
+		return zlib.NewReader(res.Body)
+	}
+	return nil, errors.New("unsupported content encoding " + strconv.Quote(enc))
+}
+
+func isJSONMedia(mt string) bool {
+	return mt == "application/json" || mt == "application/vnd.api+json" || strings.HasSuffix(mt, "+json")
+}
+
+func isJSON(ct string) bool {
+	mt, _, err := mime.ParseMediaType(ct)
+	return err == nil && isJSONMedia(mt)
+}
+
+// queryOffset is EspoCRM's list offset, which the redactor needs to tell
+// whether more records follow a filtered page.
+func queryOffset(r *http.Request) int {
+	v := r.URL.Query().Get("offset")
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		return 0
+	}
+	return n
+}
+
+// firstWrite signals the first write through it.
+type firstWrite struct {
+	w     io.Writer
+	once  sync.Once
+	first chan struct{}
+}
+
+func (f *firstWrite) Write(p []byte) (int, error) {
+	f.once.Do(func() { close(f.first) })
+	return f.w.Write(p)
+}
