@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/crmgate/crmgate/policy"
 	"github.com/crmgate/crmgate/proxy/audit"
+	"github.com/crmgate/crmgate/proxy/identity"
 	"github.com/crmgate/crmgate/proxy/metrics"
 	"github.com/crmgate/crmgate/proxy/profile"
 )
@@ -35,6 +37,24 @@ type BearerAuthenticator interface {
 	Authenticate(ctx context.Context, raw string) (*policy.Subject, error)
 }
 
+// Sessions is the browser side of authentication: OIDC login and
+// server-side sessions.
+type Sessions interface {
+	// Subject returns the subject of the request's session, or ok=false
+	// when the request carries no valid session (none, expired, revoked,
+	// tampered). An error means the session store could not be asked: the
+	// request fails closed with 503.
+	Subject(r *http.Request) (subj *policy.Subject, ok bool, err error)
+	// Redirect answers a browser with a redirect to sign in (stepUp: with
+	// MFA) that returns to the requested URL.
+	Redirect(w http.ResponseWriter, r *http.Request, stepUp bool)
+	// Routes serves crmgate's own endpoints under /.crmgate/.
+	Routes() http.Handler
+}
+
+// ProblemPage renders a problem as an HTML page for browsers.
+type ProblemPage func(w http.ResponseWriter, status int, title, detail, decisionID string)
+
 // DecisionLogger receives one event per request. It must not block.
 type DecisionLogger interface {
 	Log(e *audit.Event)
@@ -46,6 +66,9 @@ type Options struct {
 	Profile  *profile.Profile
 	Policy   Decider
 	Bearer   BearerAuthenticator // nil: bearer tokens are not accepted
+	Sessions Sessions            // nil: no browser login
+	// Page renders problems for browsers; nil answers JSON only.
+	Page     ProblemPage
 	Upstream UpstreamOptions
 	// Transport defaults to NewTransport(Upstream).
 	Transport http.RoundTripper
@@ -141,6 +164,13 @@ func (h *Handler) serve(x *exchange) error {
 	if err := checkRequestLine(x.r); err != nil {
 		return err
 	}
+	if h.o.Sessions != nil && strings.HasPrefix(x.r.URL.Path, ownPrefix) {
+		// crmgate's own endpoints (login, callback, logout...): they are
+		// not CRM routes, and record themselves as such.
+		x.outcome, x.reason = OutcomeAllow, "crmgate endpoint"
+		h.o.Sessions.Routes().ServeHTTP(x.w, x.r)
+		return nil
+	}
 	if h.o.PublicPath(x.r.URL.Path) && safePublicPath(x.r.URL.EscapedPath()) {
 		x.outcome, x.reason = OutcomeAllow, "public path"
 		return h.forward(x)
@@ -163,27 +193,86 @@ func (h *Handler) serve(x *exchange) error {
 	return h.forward(x)
 }
 
-// authenticate establishes the subject. Only bearer tokens exist at this
-// layer; a request with no credentials is refused before anything about the
-// route is revealed.
+// authenticate establishes the subject: a bearer token when the request
+// carries one (it never falls back to a session, so a bad token is a bad
+// token), otherwise the browser session. A request with no credentials is
+// refused before anything about the route is revealed.
 func (h *Handler) authenticate(x *exchange) error {
-	raw, ok, err := bearerToken(x.r.Header)
-	if err != nil {
+	raw, hasBearer, err := bearerToken(x.r.Header)
+	switch {
+	case err != nil:
 		h.o.Metrics.Authentication("bearer", "failure")
 		return errInvalidToken(err)
+	case hasBearer && h.o.Bearer != nil:
+		subj, err := h.o.Bearer.Authenticate(x.r.Context(), raw)
+		if err != nil {
+			h.o.Metrics.Authentication("bearer", "failure")
+			return errInvalidToken(err)
+		}
+		h.o.Metrics.Authentication("bearer", "success")
+		x.input.Subject = subj
+		return nil
+	case hasBearer:
+		h.o.Metrics.Authentication("bearer", "failure")
+		return errInvalidToken(errors.New("bearer tokens are not accepted"))
 	}
-	if !ok || h.o.Bearer == nil {
+	if h.o.Sessions != nil {
+		subj, ok, err := h.o.Sessions.Subject(x.r)
+		switch {
+		case err != nil:
+			h.o.Metrics.Authentication("session", "failure")
+			return errSessionStore(err)
+		case ok:
+			h.o.Metrics.Authentication("session", "success")
+			x.input.Subject = subj
+			return nil
+		}
+		h.o.Metrics.Authentication("session", "missing")
+		if isNavigation(x.r) {
+			return h.loginRedirect(false, "login required")
+		}
+	} else {
 		h.o.Metrics.Authentication("bearer", "missing")
-		return errUnauthenticated("no credentials", nil)
 	}
-	subj, err := h.o.Bearer.Authenticate(x.r.Context(), raw)
-	if err != nil {
-		h.o.Metrics.Authentication("bearer", "failure")
-		return errInvalidToken(err)
+	return errUnauthenticated("no credentials", nil)
+}
+
+// loginRedirect is the browser's answer to "who are you?" or "prove it
+// with MFA": a redirect to the IdP, recorded like any other refusal.
+func (h *Handler) loginRedirect(stepUp bool, reason string) *Problem {
+	outcome := OutcomeDeny
+	if stepUp {
+		outcome = OutcomeStepUp
 	}
-	h.o.Metrics.Authentication("bearer", "success")
-	x.input.Subject = subj
-	return nil
+	return &Problem{Status: http.StatusFound, Kind: "login-required", Title: "Sign-in required", Outcome: outcome,
+		Reason: reason, respond: func(w http.ResponseWriter, r *http.Request) { h.o.Sessions.Redirect(w, r, stepUp) }}
+}
+
+// prefersHTML is true when the client lists text/html and no JSON type
+// before it: browsers do, API clients do not.
+func prefersHTML(r *http.Request) bool {
+	for _, part := range strings.Split(r.Header.Get("Accept"), ",") {
+		mt, _, _ := strings.Cut(strings.TrimSpace(part), ";")
+		switch {
+		case mt == "text/html" || mt == "application/xhtml+xml":
+			return true
+		case isJSONMedia(mt):
+			return false
+		}
+	}
+	return false
+}
+
+// isNavigation tells a browser loading a page from an API call: only the
+// former is answered with a login redirect or an HTML page.
+func isNavigation(r *http.Request) bool {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		return false
+	}
+	if m := r.Header.Get("Sec-Fetch-Mode"); m != "" {
+		return m == "navigate"
+	}
+	return prefersHTML(r)
 }
 
 // classify maps the request to module, record and action with the profile.
@@ -226,6 +315,10 @@ func (h *Handler) decide(x *exchange) error {
 func (h *Handler) enforceRequest(x *exchange) error {
 	d := &x.decision
 	if d.RequireMFA && !x.input.Subject.MFA {
+		if x.input.Subject.Auth == identity.AuthSession && h.o.Sessions != nil && isNavigation(x.r) {
+			h.o.Metrics.StepUp("browser")
+			return h.loginRedirect(true, "mfa required")
+		}
 		h.o.Metrics.StepUp("api")
 		return errStepUp(h.o.StepUpACR, int64(h.o.StepUpMaxAge/time.Second))
 	}
@@ -269,7 +362,7 @@ func (h *Handler) finish(x *exchange, err error) {
 		p := asProblem(err)
 		x.outcome, x.reason, x.problem = p.Outcome, p.Reason, p
 		if !x.w.wroteHeader {
-			writeProblem(x.w, p, x.decisionID, "")
+			h.respondProblem(x, p)
 		}
 		if p.Cause != nil {
 			x.errText = p.Cause.Error()
@@ -277,6 +370,22 @@ func (h *Handler) finish(x *exchange, err error) {
 		}
 	}
 	h.record(x)
+}
+
+// ownPrefix is the path namespace of crmgate's own endpoints.
+const ownPrefix = "/.crmgate/"
+
+// respondProblem answers with the problem: a redirect for login, an HTML
+// page for a browser, problem+json for everyone else.
+func (h *Handler) respondProblem(x *exchange, p *Problem) {
+	switch {
+	case p.respond != nil:
+		p.respond(x.w, x.r)
+	case h.o.Page != nil && isNavigation(x.r):
+		h.o.Page(x.w, p.Status, p.Title, p.Detail, x.decisionID)
+	default:
+		writeProblem(x.w, p, x.decisionID, "")
+	}
 }
 
 func remoteIP(r *http.Request) string {

@@ -35,6 +35,9 @@ type Problem struct {
 	// Challenge, when set, is sent as WWW-Authenticate.
 	Challenge string
 	Cause     error
+	// respond, when set, answers instead of the problem body (the login
+	// redirect).
+	respond func(w http.ResponseWriter, r *http.Request)
 }
 
 func (p *Problem) Error() string {
@@ -132,6 +135,12 @@ func errPolicy(cause error) *Problem {
 	return &Problem{Status: http.StatusInternalServerError, Kind: "policy-error", Title: "Policy error",
 		Detail: "The access policy could not be evaluated, so the request was refused.", Outcome: OutcomeError,
 		Reason: "policy error", Cause: cause}
+}
+
+func errSessionStore(cause error) *Problem {
+	return &Problem{Status: http.StatusServiceUnavailable, Kind: "session-store-unavailable", Title: "Temporarily unavailable",
+		Detail: "Sessions cannot be checked right now; try again shortly.", Outcome: OutcomeError,
+		Reason: "session store unavailable", Cause: cause}
 }
 
 // errStepUp is the RFC 9470 challenge for API clients.
