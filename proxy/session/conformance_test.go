@@ -71,6 +71,7 @@ func sessionWithID(user, id string) *Session {
 		AMR:          []string{"pwd", "otp"},
 		ACR:          "urn:crmgate:acr:mfa",
 		AuthTime:     time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC),
+		SID:          "idp-session-1",
 	}
 }
 
@@ -133,7 +134,7 @@ func runConformance(t *testing.T, newHarness func(t *testing.T) harness) {
 		}
 		if got.IDToken != s.IDToken || !bytes.Equal(got.RefreshToken, s.RefreshToken) ||
 			!got.TokenExpiry.Equal(s.TokenExpiry) || !got.AuthTime.Equal(s.AuthTime) ||
-			got.ACR != s.ACR || !slices.Equal(got.AMR, s.AMR) {
+			got.ACR != s.ACR || !slices.Equal(got.AMR, s.AMR) || got.SID != s.SID {
 			t.Errorf("session = %+v", got)
 		}
 		if !got.CreatedAt.Equal(s.CreatedAt) {

@@ -63,6 +63,9 @@ type Session struct {
 	AMR       []string
 	ACR       string
 	AuthTime  time.Time
+	// SID is the IdP's session id (the ID token's sid claim), so a
+	// back-channel logout naming that IdP session ends this one.
+	SID string
 }
 
 // Store is where sessions live. Every method is safe for concurrent use.
@@ -172,6 +175,7 @@ type record struct {
 	AMR          []string        `json:"amr,omitempty"`
 	ACR          string          `json:"acr,omitempty"`
 	AuthTime     time.Time       `json:"auth_time,omitzero"`
+	SID          string          `json:"sid,omitempty"`
 }
 
 const recordVersion = 1
@@ -201,6 +205,7 @@ func encode(op string, s *Session, ttl time.Duration, create bool) ([]byte, erro
 		AMR:          s.AMR,
 		ACR:          s.ACR,
 		AuthTime:     s.AuthTime,
+		SID:          s.SID,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("%s: encode: %w", op, err)
@@ -232,6 +237,7 @@ func decode(op, hash string, data []byte, lastSeen time.Time) (*Session, error) 
 		AMR:          r.AMR,
 		ACR:          r.ACR,
 		AuthTime:     r.AuthTime,
+		SID:          r.SID,
 	}, nil
 }
 
