@@ -96,6 +96,24 @@ func (e *Engine) Reload(ctx context.Context) error {
 	return nil
 }
 
+// ReloadSource is Reload from src, which becomes the Source of later
+// Reloads if it compiles; on any error the engine keeps serving the previous
+// revision and Source. The bundle poller swaps policies this way.
+func (e *Engine) ReloadSource(ctx context.Context, src Source) error {
+	e.reload.Lock()
+	defer e.reload.Unlock()
+	opts := e.opts
+	opts.Source = src
+	c, err := build(ctx, opts)
+	if err != nil {
+		return fmt.Errorf("reload policy: %w", err)
+	}
+	// Only Reload and ReloadSource read opts.Source, both under e.reload.
+	e.opts.Source = src
+	e.state.Store(c)
+	return nil
+}
+
 // Revision identifies the loaded policy: a short hex sha256 of the policy
 // and data files (names and contents, tests excluded) and the package root.
 // It changes if and only if what is evaluated changes.

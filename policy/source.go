@@ -36,6 +36,13 @@ import (
 type Source struct {
 	Paths []string
 	FS    fs.FS
+
+	// files, when not nil, are the whole source (a bundle read by
+	// ReadBundle); Paths and FS are then ignored.
+	files []sourceFile
+	// revision, when set, replaces the content hash as the revision (a
+	// bundle's manifest revision).
+	revision string
 }
 
 // sourceFile is one file read from a Source.
@@ -111,6 +118,9 @@ func readSource(src Source, pkg string, withTests bool) (*loaded, error) {
 		return nil, errors.Join(errs...)
 	}
 	out.revision = hex.EncodeToString(hash.Sum(nil))[:16]
+	if src.revision != "" {
+		out.revision = src.revision
+	}
 	return out, nil
 }
 
@@ -126,6 +136,9 @@ func isTestFile(name string) bool { return strings.HasSuffix(name, "_test.rego")
 // listSource walks src and returns its policy and data files in a stable
 // order (sorted by name), so the revision does not depend on walk order.
 func listSource(src Source) ([]sourceFile, error) {
+	if src.files != nil {
+		return src.files, nil
+	}
 	paths := src.Paths
 	if src.FS != nil && len(paths) == 0 {
 		paths = []string{"."}
