@@ -1,10 +1,13 @@
 // Package issuer is a minimal in-process OpenID issuer for `crmgate demo`
-// and for tests: it publishes a discovery document and a JWK set, and mints
-// RS256-signed JWTs with whatever claims the caller asks for.
+// and for tests: it publishes a discovery document and a JWK set, mints
+// RS256-signed JWTs with whatever claims the caller asks for, and, when
+// given personas (WithPersonas), runs an authorization-code login flow with
+// PKCE whose sign-in page lets the user pick a persona, with or without MFA.
 //
 // It is NOT an identity provider and must never be used in production: it
-// authenticates nobody, signs anything it is handed, keeps its key in memory
-// only, and can forge invalid tokens on purpose (see Issuer.Forge).
+// authenticates nobody (whoever clicks a persona becomes it), signs anything
+// it is handed, keeps its key and its codes in memory only, and can forge
+// invalid tokens on purpose (see Issuer.Forge).
 package issuer
 
 import (
@@ -28,6 +31,7 @@ const (
 	jwksPath      = "/jwks"
 	authorizePath = "/authorize"
 	tokenPath     = "/token"
+	logoutPath    = "/logout"
 )
 
 // rsaBits is the size of the generated signing key; 2048 is the minimum
@@ -42,6 +46,8 @@ type Issuer struct {
 	kid    string
 	key    *rsa.PrivateKey
 	signer jose.Signer
+	// flow is the login flow; nil when the issuer has no personas.
+	flow *flow
 	// Now is the clock used for iat/nbf/exp; tests may replace it before
 	// minting. nil means time.Now.
 	Now func() time.Time
@@ -49,8 +55,9 @@ type Issuer struct {
 
 // New generates a fresh RSA-2048 key with a random key id and returns an
 // issuer for issuerURL, which must be an absolute http or https URL. The
-// handler serves the discovery document and JWK set under that URL's path.
-func New(issuerURL string) (*Issuer, error) {
+// handler serves the discovery document and JWK set under that URL's path,
+// and the login flow when opts include WithPersonas.
+func New(issuerURL string, opts ...Option) (*Issuer, error) {
 	u, err := url.Parse(issuerURL)
 	if err != nil {
 		return nil, fmt.Errorf("new issuer: parse url: %w", err)
@@ -70,13 +77,25 @@ func New(issuerURL string) (*Issuer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("new issuer: %w", err)
 	}
-	return &Issuer{
+	var set settings
+	for _, o := range opts {
+		o(&set)
+	}
+	iss := &Issuer{
 		url:    issuerURL,
 		prefix: strings.TrimSuffix(u.Path, "/"),
 		kid:    kid,
 		key:    key,
 		signer: signer,
-	}, nil
+	}
+	if len(set.personas) > 0 {
+		if iss.flow, err = newFlow(set); err != nil {
+			return nil, fmt.Errorf("new issuer: %w", err)
+		}
+	} else if len(set.clients) > 0 {
+		return nil, fmt.Errorf("new issuer: clients need personas to sign in as")
+	}
+	return iss, nil
 }
 
 func randomKID() (string, error) {
@@ -111,31 +130,50 @@ func (i *Issuer) endpoint(path string) string {
 	return strings.TrimSuffix(i.url, "/") + path
 }
 
-// Handler serves GET <path>/.well-known/openid-configuration and GET
-// <path>/jwks, where <path> is the issuer URL's path. The authorization and
-// token endpoints are advertised because discovery requires them, but this
-// issuer runs no login flow, so they answer 501.
+// Handler serves, under the issuer URL's path, GET
+// /.well-known/openid-configuration and GET /jwks, and the login flow:
+// GET /authorize (the persona page), POST /authorize (its form), POST
+// /token and GET or POST /logout. Without personas the flow's endpoints
+// are still advertised, because discovery requires them, but answer 501.
 func (i *Issuer) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+i.prefix+discoveryPath, i.serveDiscovery)
 	mux.HandleFunc("GET "+i.prefix+jwksPath, i.serveJWKS)
-	notImplemented := func(w http.ResponseWriter, _ *http.Request) {
-		http.Error(w, "this test issuer runs no login flow", http.StatusNotImplemented)
+	if i.flow == nil {
+		notImplemented := func(w http.ResponseWriter, _ *http.Request) {
+			http.Error(w, "this test issuer has no personas, so no login flow", http.StatusNotImplemented)
+		}
+		for _, p := range []string{authorizePath, tokenPath, logoutPath} {
+			mux.HandleFunc(i.prefix+p, notImplemented)
+		}
+		return mux
 	}
-	mux.HandleFunc(i.prefix+authorizePath, notImplemented)
-	mux.HandleFunc(i.prefix+tokenPath, notImplemented)
+	mux.HandleFunc("GET "+i.prefix+authorizePath, i.serveAuthorize)
+	mux.HandleFunc("POST "+i.prefix+authorizePath, i.serveSignIn)
+	mux.HandleFunc("POST "+i.prefix+tokenPath, i.serveToken)
+	mux.HandleFunc("GET "+i.prefix+logoutPath, i.serveLogout)
+	mux.HandleFunc("POST "+i.prefix+logoutPath, i.serveLogout)
 	return mux
 }
 
 func (i *Issuer) serveDiscovery(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, map[string]any{
-		"issuer":                                i.url,
-		"jwks_uri":                              i.endpoint(jwksPath),
-		"authorization_endpoint":                i.endpoint(authorizePath),
-		"token_endpoint":                        i.endpoint(tokenPath),
-		"id_token_signing_alg_values_supported": []string{string(jose.RS256)},
-		"response_types_supported":              []string{"code"},
-		"subject_types_supported":               []string{"public"},
+		"issuer":                                         i.url,
+		"jwks_uri":                                       i.endpoint(jwksPath),
+		"authorization_endpoint":                         i.endpoint(authorizePath),
+		"token_endpoint":                                 i.endpoint(tokenPath),
+		"end_session_endpoint":                           i.endpoint(logoutPath),
+		"id_token_signing_alg_values_supported":          []string{string(jose.RS256)},
+		"response_types_supported":                       []string{"code"},
+		"response_modes_supported":                       []string{"query"},
+		"subject_types_supported":                        []string{"public"},
+		"grant_types_supported":                          []string{"authorization_code", "refresh_token"},
+		"code_challenge_methods_supported":               []string{"S256"},
+		"token_endpoint_auth_methods_supported":          []string{"client_secret_basic", "client_secret_post"},
+		"scopes_supported":                               []string{"openid", "profile", "email", "offline_access"},
+		"acr_values_supported":                           []string{ACRPassword, ACRMFA},
+		"claims_supported":                               []string{"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "amr", "acr", "azp"},
+		"authorization_response_iss_parameter_supported": true,
 	})
 }
 
