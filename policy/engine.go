@@ -58,6 +58,8 @@ type compiled struct {
 	warnings []string
 	// cache memoizes Decide; nil when the policy's reads cannot be bounded.
 	cache *decisionCache
+	// filters caches compiled record filters (RecordFilter).
+	filters *filterCache
 }
 
 var packagePattern = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$`)
@@ -167,6 +169,7 @@ func build(ctx context.Context, opts Options) (*compiled, error) {
 	allContract := append(slices.Clone(decisionRules), recordRules...)
 	c.warnings = unreadRules(compiler, root, reachedRules(compiler, root, allContract))
 	c.cache = newDecisionCache(reachedRules(compiler, root, decisionRules))
+	c.filters = newFilterCache(compiler, root)
 	prepare := func(query string) (rego.PreparedEvalQuery, error) {
 		return rego.New(
 			rego.Query(query),
