@@ -27,6 +27,20 @@ if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
 fi
 export CRMGATE_TEST_REDIS=127.0.0.1:6379
 
+# Debian's Chromium, driven headless by test/browser (never a downloaded browser).
+need_pkg chromium chromium
+
+# The real OpenID provider (node oidc-provider) in test/idp, with its locked
+# dependencies; oidc-provider 9 needs node >= 20.19.
+need_pkg node nodejs
+need_pkg npm npm
+node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=19)?0:1)' \
+  || { echo "node >= 20.19 is required by test/idp (found $(node --version))"; exit 1; }
+if [ ! -d test/idp/node_modules ]; then
+  log "npm ci (test/idp)"
+  (cd test/idp && npm ci --no-audit --no-fund)
+fi
+
 log "go mod download"
 go mod download
 
@@ -36,6 +50,9 @@ if [ -n "$unformatted" ]; then echo "not gofmt'ed:"; echo "$unformatted"; exit 1
 
 log "go vet"
 go vet ./...
+
+log "node --test (test/idp)"
+(cd test/idp && node --test)
 
 log "go test -race"
 go test -race -count=1 -timeout 20m ./...
