@@ -30,6 +30,7 @@ import (
 	"github.com/crmgate/crmgate/proxy/audit"
 	"github.com/crmgate/crmgate/proxy/identity"
 	"github.com/crmgate/crmgate/proxy/metrics"
+	"github.com/crmgate/crmgate/proxy/page"
 	"github.com/crmgate/crmgate/proxy/profile"
 )
 
@@ -56,6 +57,8 @@ type App struct {
 	Metrics  *metrics.Metrics
 	log      *zap.Logger
 	audit    *audit.Logger
+	// sessions is the browser login, nil without identity.oidc.
+	sessions *sessions
 }
 
 // Build wires every component. It fails, rather than starting a
@@ -133,10 +136,22 @@ func Build(ctx context.Context, cfg *config.Config, deps Deps) (*App, error) {
 		_ = auditLog.Close(ctx)
 		return nil, err
 	}
+	sess, err := buildSessions(ctx, cfg, client, m, log)
+	if err != nil {
+		_ = auditLog.Close(ctx)
+		return nil, err
+	}
+	var sessionsSeam proxy.Sessions
+	var problemPage proxy.ProblemPage
+	if sess != nil {
+		sessionsSeam, problemPage = sess.login, page.Problem
+	}
 	h, err := proxy.New(proxy.Options{
-		Profile: prof,
-		Policy:  engine,
-		Bearer:  bearer,
+		Profile:  prof,
+		Policy:   engine,
+		Bearer:   bearer,
+		Sessions: sessionsSeam,
+		Page:     problemPage,
 		Upstream: proxy.UpstreamOptions{
 			URL:                   upstreamURL,
 			DialTimeout:           cfg.Upstream.DialTimeout,
@@ -159,19 +174,31 @@ func Build(ctx context.Context, cfg *config.Config, deps Deps) (*App, error) {
 	})
 	if err != nil {
 		_ = auditLog.Close(ctx)
+		if sess != nil {
+			_ = sess.close()
+		}
 		return nil, err
+	}
+	var extra map[string]http.Handler
+	if sess != nil {
+		extra = sess.adminHandlers(log)
 	}
 	admin := proxy.NewAdmin(proxy.AdminOptions{
 		Token:    cfg.Admin.Token,
 		Gatherer: reg,
-		Ready: func(context.Context) error {
+		Ready: func(ctx context.Context) error {
 			if engine.Revision() == "" {
 				return errors.New("no policy loaded")
 			}
+			if sess != nil {
+				return sess.ready(ctx)
+			}
 			return nil
 		},
+		Extra: extra,
 	})
-	return &App{Config: cfg, Handler: h, Admin: admin, Policy: engine, Registry: reg, Metrics: m, log: log, audit: auditLog}, nil
+	return &App{Config: cfg, Handler: h, Admin: admin, Policy: engine, Registry: reg, Metrics: m, log: log, audit: auditLog,
+		sessions: sess}, nil
 }
 
 // Mapper turns the identity config into the claims mapper both login and
@@ -312,7 +339,11 @@ func serve(srv *http.Server, ln net.Listener, tls config.TLS) error {
 	return srv.Serve(ln)
 }
 
-// Close flushes the decision log.
+// Close flushes the decision log and closes the session store.
 func (a *App) Close(ctx context.Context) error {
-	return a.audit.Close(ctx)
+	err := a.audit.Close(ctx)
+	if a.sessions != nil {
+		a.sessions.once.Do(func() { err = errors.Join(err, a.sessions.close()) })
+	}
+	return err
 }

@@ -1,0 +1,156 @@
+package app
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+
+	"github.com/crmgate/crmgate/config"
+	"github.com/crmgate/crmgate/proxy/login"
+	"github.com/crmgate/crmgate/proxy/metrics"
+	"github.com/crmgate/crmgate/proxy/session"
+)
+
+// ErrMemoryStore is returned by OpenStore when asked to open a memory
+// store from outside the process that holds it.
+var ErrMemoryStore = errors.New("session.store is memory: its sessions live inside the running crmgate process; " +
+	"revoke them with DELETE /admin/sessions on the admin listener, or use session.store redis")
+
+// OpenStore opens the configured session store. With external true (a CLI
+// command working on the sessions of running replicas) a memory store is
+// refused with ErrMemoryStore, since a fresh memory store would silently
+// hold none of them.
+func OpenStore(ctx context.Context, c config.Session, external bool) (session.Store, error) {
+	switch c.Store {
+	case config.StoreMemory, "":
+		if external {
+			return nil, ErrMemoryStore
+		}
+		return session.NewMemory(nil), nil
+	case config.StoreRedis:
+		o := &redis.UniversalOptions{
+			Addrs:      c.Redis.Addrs,
+			MasterName: c.Redis.MasterName,
+			Username:   c.Redis.Username,
+			Password:   c.Redis.Password,
+			DB:         c.Redis.DB,
+		}
+		if c.Redis.TLS {
+			o.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+		}
+		st := session.NewRedis(redis.NewUniversalClient(o), c.Redis.KeyPrefix, nil)
+		if external {
+			pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			defer cancel()
+			if err := st.Ping(pctx); err != nil {
+				_ = st.Close()
+				return nil, fmt.Errorf("open session store: %w", err)
+			}
+		}
+		return st, nil
+	}
+	return nil, fmt.Errorf("open session store: unknown store %q", c.Store)
+}
+
+// sessions is the browser-login part of an App.
+type sessions struct {
+	store session.Store
+	login *login.Login
+	stop  context.CancelFunc
+	wg    sync.WaitGroup
+	// once makes App.Close idempotent (tests close twice: to flush the
+	// decision log, then in cleanup).
+	once sync.Once
+}
+
+// gaugeInterval is how often the active-sessions gauge is refreshed.
+const gaugeInterval = 15 * time.Second
+
+// buildSessions assembles browser login when identity.oidc is configured
+// (nil otherwise): the session store, the OIDC login with discovery (retried
+// in the background when the IdP is down at start) and the active-sessions
+// gauge.
+func buildSessions(ctx context.Context, cfg *config.Config, client *http.Client, m *metrics.Metrics, log *zap.Logger) (*sessions, error) {
+	if cfg.Identity.OIDC.Issuer == "" {
+		return nil, nil
+	}
+	var key []byte
+	if cfg.Session.EncryptionKey != "" {
+		k, err := cfg.Session.EncryptionKeyBytes()
+		if err != nil {
+			return nil, fmt.Errorf("session.encryption_key: %w", err)
+		}
+		key = k
+	}
+	store, err := OpenStore(ctx, cfg.Session, false)
+	if err != nil {
+		return nil, err
+	}
+	id := cfg.Identity
+	l, err := login.New(login.Options{
+		Issuer: id.OIDC.Issuer, ClientID: id.OIDC.ClientID, ClientSecret: id.OIDC.ClientSecret, Scopes: id.OIDC.Scopes,
+		PublicURL: cfg.PublicURL, RedirectPath: id.OIDC.RedirectPath, CookieName: cfg.Session.CookieName,
+		IdleTimeout: cfg.Session.IdleTimeout, MaxLifetime: cfg.Session.MaxLifetime, Key: key,
+		StepUpACR: id.MFA.StepUpACR, StepUpMaxAge: id.MFA.StepUpMaxAge, MFAACR: id.MFA.ACR,
+		RequireMFARoles: id.MFA.RequireForRoles,
+		Store:           store, Mapper: Mapper(id), Metrics: m, Logger: log.Named("login"), HTTPClient: client,
+	})
+	if err != nil {
+		_ = store.Close()
+		return nil, err
+	}
+	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	if err := l.Start(dctx); err != nil {
+		log.Warn("identity provider unavailable at start; logins answer 503 until discovery succeeds", zap.Error(err))
+	}
+	cancel()
+	gctx, stop := context.WithCancel(context.Background())
+	s := &sessions{store: store, login: l, stop: stop}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		t := time.NewTicker(gaugeInterval)
+		defer t.Stop()
+		for {
+			cctx, cancel := context.WithTimeout(gctx, 5*time.Second)
+			if n, err := store.Count(cctx); err == nil {
+				m.SetActiveSessions(n)
+			}
+			cancel()
+			select {
+			case <-gctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return s, nil
+}
+
+// adminHandlers are the session endpoints of the admin listener.
+func (s *sessions) adminHandlers(log *zap.Logger) map[string]http.Handler {
+	h := login.Admin(s.store, log.Named("admin"))
+	return map[string]http.Handler{"GET /admin/sessions": h, "DELETE /admin/sessions": h}
+}
+
+// ready reports whether the session store answers.
+func (s *sessions) ready(ctx context.Context) error {
+	if err := s.store.Ping(ctx); err != nil {
+		return fmt.Errorf("session store: %w", err)
+	}
+	return nil
+}
+
+func (s *sessions) close() error {
+	s.stop()
+	s.wg.Wait()
+	s.login.Close()
+	return s.store.Close()
+}
