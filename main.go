@@ -36,6 +36,8 @@ Usage:
   crmgate serve   --config FILE    run the proxy
   crmgate check   --config FILE    validate config, compile the policy, run its tests
   crmgate demo    [--listen ADDR]  run a self-contained demo (demo CRM, demo IdP, reference policy)
+  crmgate sessions revoke --user ID --config FILE
+                                   end every browser session of a user (redis session store)
   crmgate version                  print the version
 
 Run "crmgate COMMAND --help" for a command's flags.
@@ -61,6 +63,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdCheck(ctx, args[1:], stdout, stderr)
 	case "demo":
 		err = cmdDemo(ctx, args[1:], stdout, stderr)
+	case "sessions":
+		err = cmdSessions(ctx, args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "crmgate", version)
 	case "help", "-h", "--help":
@@ -204,4 +208,37 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	log := newLogger(stderr)
 	defer func() { _ = log.Sync() }()
 	return demo.Run(ctx, demo.Options{Listen: *listen, Out: stdout, Logger: log, Version: version})
+}
+
+func cmdSessions(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] != "revoke" {
+		fmt.Fprintln(stderr, "Usage: crmgate sessions revoke --user ID --config FILE")
+		return errUsage
+	}
+	fs := newFlags("sessions revoke", "sessions revoke --user ID --config FILE", stderr)
+	cfgPath := fs.String("config", "", "configuration file (YAML)")
+	user := fs.String("user", "", "the user (subject id) whose sessions end")
+	if err := parse(fs, args[1:]); err != nil {
+		return err
+	}
+	if *user == "" {
+		fmt.Fprintln(stderr, "--user is required")
+		fs.Usage()
+		return errUsage
+	}
+	cfg, err := loadConfig(fs, *cfgPath)
+	if err != nil {
+		return err
+	}
+	store, err := app.OpenStore(ctx, cfg.Session, true)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	n, err := store.RevokeUser(ctx, *user)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "revoked %d session(s) of %s; every replica refuses them from its next request\n", n, *user)
+	return nil
 }

@@ -20,8 +20,8 @@ import (
 
 // ErrMemoryStore is returned by OpenStore when asked to open a memory
 // store from outside the process that holds it.
-var ErrMemoryStore = errors.New("session.store is memory: its sessions live inside the running crmgate process; " +
-	"revoke them with DELETE /admin/sessions on the admin listener, or use session.store redis")
+var ErrMemoryStore = errors.New("session.store is memory: its sessions exist only inside the running crmgate process, " +
+	"so only redis sessions can be revoked from outside it; use DELETE /admin/sessions on the admin listener, or session.store redis")
 
 // OpenStore opens the configured session store. With external true (a CLI
 // command working on the sessions of running replicas) a memory store is
