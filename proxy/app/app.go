@@ -59,6 +59,8 @@ type App struct {
 	audit    *audit.Logger
 	// sessions is the browser login, nil without identity.oidc.
 	sessions *sessions
+	// lifecycle reloads the policy (watch, bundle polls, admin, SIGHUP).
+	lifecycle *policyLifecycle
 }
 
 // Build wires every component. It fails, rather than starting a
@@ -82,15 +84,11 @@ func Build(ctx context.Context, cfg *config.Config, deps Deps) (*App, error) {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m := metrics.New(reg, cfg.Metrics.Roles, prof.KnownModule)
 
-	src := policy.Source{Paths: cfg.Policy.Paths}
-	if deps.PolicyFS != nil {
-		src = policy.Source{FS: deps.PolicyFS}
-	}
-	engine, err := policy.Load(ctx, policy.Options{Source: src, Package: cfg.Policy.Package})
+	lifecycle, err := loadPolicy(ctx, cfg.Policy, deps.PolicyFS, client, m, log.Named("policy"))
 	if err != nil {
 		return nil, err
 	}
-	m.SetRevision(engine.Revision())
+	engine := lifecycle.engine
 
 	var bearer proxy.BearerAuthenticator
 	if cfg.Identity.Bearer.Enabled {
@@ -183,6 +181,10 @@ func Build(ctx context.Context, cfg *config.Config, deps Deps) (*App, error) {
 	if sess != nil {
 		extra = sess.adminHandlers(log)
 	}
+	if extra == nil {
+		extra = map[string]http.Handler{}
+	}
+	extra["POST /admin/policy/reload"] = lifecycle.adminHandler()
 	admin := proxy.NewAdmin(proxy.AdminOptions{
 		Token:    cfg.Admin.Token,
 		Gatherer: reg,
@@ -197,8 +199,15 @@ func Build(ctx context.Context, cfg *config.Config, deps Deps) (*App, error) {
 		},
 		Extra: extra,
 	})
+	if err := lifecycle.start(); err != nil {
+		_ = auditLog.Close(ctx)
+		if sess != nil {
+			_ = sess.close()
+		}
+		return nil, err
+	}
 	return &App{Config: cfg, Handler: h, Admin: admin, Policy: engine, Registry: reg, Metrics: m, log: log, audit: auditLog,
-		sessions: sess}, nil
+		sessions: sess, lifecycle: lifecycle}, nil
 }
 
 // Mapper turns the identity config into the claims mapper both login and
@@ -341,6 +350,7 @@ func serve(srv *http.Server, ln net.Listener, tls config.TLS) error {
 
 // Close flushes the decision log and closes the session store.
 func (a *App) Close(ctx context.Context) error {
+	a.lifecycle.stop()
 	err := a.audit.Close(ctx)
 	if a.sessions != nil {
 		a.sessions.once.Do(func() { err = errors.Join(err, a.sessions.close()) })
