@@ -627,7 +627,7 @@ func builtinFor(op *ast.Term) (topdown.BuiltinFunc, int, error) {
 // pureBuiltins may be called outside an evaluation: deterministic, and
 // their implementations read nothing from the builtin context.
 var pureBuiltins = map[string]bool{
-	"eq": false, // unification, handled separately
+	"eq":    false, // unification, handled separately
 	"equal": true, "neq": true, "lt": true, "gt": true, "lte": true, "gte": true,
 	"internal.member_2": true, "internal.member_3": true,
 	"count": true, "sort": true, "max": true, "min": true,
