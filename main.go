@@ -140,6 +140,11 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	log := newLogger(stderr)
 	defer func() { _ = log.Sync() }()
+	// SIGHUP reloads the policy, as operators expect of a daemon; caught
+	// from here on so that one sent during start-up cannot kill the process.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	a, err := app.Build(ctx, cfg, app.Deps{Logger: log, Version: version})
 	if err != nil {
 		return err
@@ -155,6 +160,7 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	log.Info("crmgate serving", zap.String("listen", mainLn.Addr().String()), zap.String("admin", adminLn.Addr().String()),
 		zap.String("profile", cfg.CRM.Profile), zap.String("policy_revision", a.Policy.Revision()))
+	go a.ReloadOnSignal(ctx, hup)
 	return a.Serve(ctx, mainLn, adminLn)
 }
 
