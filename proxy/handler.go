@@ -97,6 +97,8 @@ type Options struct {
 type Handler struct {
 	o  Options
 	rp *httputil.ReverseProxy
+	// me caches /.crmgate/me answers (me.go).
+	me meCache
 }
 
 // New checks the options and builds the handler.
@@ -163,6 +165,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) serve(x *exchange) error {
 	if err := checkRequestLine(x.r); err != nil {
 		return err
+	}
+	if x.r.URL.Path == mePath {
+		return h.serveMe(x)
 	}
 	if h.o.Sessions != nil && strings.HasPrefix(x.r.URL.Path, ownPrefix) {
 		// crmgate's own endpoints (login, callback, logout...): they are

@@ -181,6 +181,7 @@ func Build(ctx context.Context, cfg *config.Config, deps Deps) (*App, error) {
 	if sess != nil {
 		extra = sess.adminHandlers(log)
 	}
+	extra = withReports(extra, cfg, engine, prof, sess, log)
 	if extra == nil {
 		extra = map[string]http.Handler{}
 	}
