@@ -80,7 +80,7 @@ func TestSecureCookies(t *testing.T) {
 
 type headerRecorder struct{ h http.Header }
 
-func (r *headerRecorder) Header() http.Header       { return r.h }
+func (r *headerRecorder) Header() http.Header         { return r.h }
 func (r *headerRecorder) Write(b []byte) (int, error) { return len(b), nil }
 func (r *headerRecorder) WriteHeader(int)             {}
 
