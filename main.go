@@ -38,6 +38,12 @@ Usage:
   crmgate demo    [--listen ADDR]  run a self-contained demo (demo CRM, demo IdP, reference policy)
   crmgate sessions revoke --user ID --config FILE
                                    end every browser session of a user (redis session store)
+  crmgate explain --config FILE --subject FILE_OR_JSON --path PATH [--method M] [--body JSON] [--record JSON]
+                                   what the proxy would decide for one request, and why
+  crmgate report access  --config FILE [--format markdown|csv|html] [--diff OLD_POLICY_DIR]
+                                   role × module × action matrix with field rules, by evaluating the policy
+  crmgate report dormant --days N --config FILE
+                                   users not seen for N days (redis session store)
   crmgate version                  print the version
 
 Run "crmgate COMMAND --help" for a command's flags.
@@ -65,6 +71,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdDemo(ctx, args[1:], stdout, stderr)
 	case "sessions":
 		err = cmdSessions(ctx, args[1:], stdout, stderr)
+	case "explain":
+		err = cmdExplain(ctx, args[1:], stdout, stderr)
+	case "report":
+		err = cmdReport(ctx, args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "crmgate", version)
 	case "help", "-h", "--help":

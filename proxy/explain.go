@@ -129,9 +129,15 @@ func Explain(ctx context.Context, o ExplainOptions, subj *policy.Subject, r *htt
 		in := x.input
 		in.Record = record
 		rd, rerr := o.Policy.Record(ctx, &in)
-		if rerr != nil {
+		switch {
+		case rerr != nil:
 			err = errPolicy(rerr)
-		} else {
+		case !rd.Allow && x.match.Kind == profile.KindRecord:
+			// The proxy forwards the read but answers 404 for a record
+			// the subject may not see.
+			e.Record = &rd
+			err = errRecordNotFound()
+		default:
 			e.Record = &rd
 		}
 	}
@@ -212,4 +218,161 @@ func envelope(s profile.Shape, record map[string]any, id string) map[string]any 
 		doc = map[string]any{seg: doc}
 	}
 	return doc
+}
+
+// NewExplainRequest builds the request Explain takes, as the server would
+// have parsed it from the wire: target is the request target ("/path?query")
+// and a body is sent as JSON.
+func NewExplainRequest(method, target string, body []byte) (*http.Request, error) {
+	u, err := url.ParseRequestURI(target)
+	if err != nil || u.Host != "" || !strings.HasPrefix(target, "/") {
+		return nil, fmt.Errorf("explain: request target %q: want a path such as /Api/V8/module/Accounts/42", target)
+	}
+	r := &http.Request{
+		Method: strings.ToUpper(method), URL: u, RequestURI: target, Host: "crmgate.invalid",
+		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Header: http.Header{}, Body: http.NoBody, RemoteAddr: "127.0.0.1:0",
+	}
+	if len(body) > 0 {
+		r.Header.Set("Content-Type", "application/json")
+		r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
+	}
+	return r.WithContext(context.Background()), nil
+}
+
+// ParseSubject reads a subject as the policy sees it (input.subject's JSON:
+// id, roles, teams, attributes, mfa, amr, auth...). Unknown keys are errors,
+// so a misspelled "role" cannot silently explain a subject without roles.
+func ParseSubject(data []byte) (*policy.Subject, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	var s policy.Subject
+	if err := dec.Decode(&s); err != nil {
+		return nil, fmt.Errorf("parse subject: %w", err)
+	}
+	if dec.More() {
+		return nil, errors.New("parse subject: more than one JSON value")
+	}
+	if s.ID == "" {
+		return nil, errors.New("parse subject: id is required")
+	}
+	if s.Auth == "" {
+		s.Auth = "bearer"
+	}
+	return &s, nil
+}
+
+// Write prints the explanation for people.
+func (e *Explanation) Write(w io.Writer, withRules bool) error {
+	var b strings.Builder
+	line := func(k, format string, args ...any) { fmt.Fprintf(&b, "%-16s %s\n", k, fmt.Sprintf(format, args...)) }
+	list := func(xs []string) string {
+		if len(xs) == 0 {
+			return "-"
+		}
+		return strings.Join(xs, ", ")
+	}
+	line("request", "%s %s", e.Method, e.Target)
+	if e.Match.Route != "" {
+		line("route", "%s (%s)", e.Match.Route, e.Match.Kind)
+		line("resource", "module=%s id=%s action=%s", e.Match.Module, orDash(e.Match.ID), e.Match.Action)
+	}
+	if e.Input != nil {
+		s := e.Input.Subject
+		line("subject", "%s roles=[%s] teams=[%s] mfa=%t auth=%s", s.ID, strings.Join(s.Roles, " "), strings.Join(s.Teams, " "), s.MFA, s.Auth)
+		if len(e.Input.Resource.Fields) > 0 {
+			line("writes", "%s", list(e.Input.Resource.Fields))
+		}
+	}
+	switch e.Outcome {
+	case OutcomeAllow:
+		line("decision", "allow (forwarded to the CRM)")
+	case OutcomeStepUp:
+		line("decision", "step-up (%d: the user must sign in with MFA)", e.Status)
+	default:
+		line("decision", "%s (%d: %s)", e.Outcome, e.Status, e.Refusal)
+	}
+	if e.Cause != "" {
+		line("cause", "%s", e.Cause)
+	}
+	if len(e.RefusedFields) > 0 {
+		line("refused fields", "%s", list(e.RefusedFields))
+	}
+	if d := e.Decision; d != nil {
+		b.WriteString("reasons\n")
+		for _, r := range d.Reasons {
+			fmt.Fprintf(&b, "  - %s\n", r)
+		}
+		line("hidden", "%s", list(d.HiddenFields))
+		masked := make([]string, 0, len(d.MaskedFields))
+		for _, f := range slices.Sorted(maps.Keys(d.MaskedFields)) {
+			masked = append(masked, f+" ("+d.MaskedFields[f]+")")
+		}
+		line("masked", "%s", list(masked))
+		switch {
+		case !d.VisibleDefined:
+			line("visible", "all fields not hidden")
+		case len(d.VisibleFields) == 0:
+			line("visible", "only the record id")
+		default:
+			line("visible", "only %s (and the id)", list(d.VisibleFields))
+		}
+		line("read-only", "%s", list(d.ReadonlyFields))
+		line("policy revision", "%s", d.Revision)
+	}
+	if r := e.Record; r != nil {
+		if r.Allow {
+			line("record", "visible; hidden for this record: %s", list(r.HiddenFields))
+		} else {
+			line("record", "not visible to this subject (dropped from lists, 404 when read)")
+		}
+	}
+	if e.Input != nil {
+		in, err := inputJSON(e.Input)
+		if err != nil {
+			return fmt.Errorf("write explanation: %w", err)
+		}
+		fmt.Fprintf(&b, "input\n%s\n", in)
+	}
+	if withRules && len(e.Rules) > 0 {
+		b.WriteString("rules\n")
+		for _, r := range e.Rules {
+			fmt.Fprintf(&b, "  %s\n", r)
+		}
+	}
+	if _, err := io.WriteString(w, b.String()); err != nil {
+		return fmt.Errorf("write explanation: %w", err)
+	}
+	return nil
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// inputJSON shows the input as the policy sees it: absent subject lists are
+// empty arrays there (policy/input.go), not null.
+func inputJSON(in *policy.Input) ([]byte, error) {
+	raw, err := json.Marshal(in)
+	if err != nil {
+		return nil, err
+	}
+	var doc map[string]any
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		return nil, err
+	}
+	if s, ok := doc["subject"].(map[string]any); ok {
+		for _, k := range []string{"roles", "groups", "teams", "amr"} {
+			if s[k] == nil {
+				s[k] = []any{}
+			}
+		}
+		if s["attributes"] == nil {
+			s["attributes"] = map[string]any{}
+		}
+	}
+	return json.MarshalIndent(doc, "", "  ")
 }

@@ -1,0 +1,198 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/crmgate/crmgate/policy/report"
+	"github.com/crmgate/crmgate/proxy"
+	"github.com/crmgate/crmgate/proxy/app"
+)
+
+// stringList is a repeatable flag.
+type stringList []string
+
+func (l *stringList) String() string     { return strings.Join(*l, ",") }
+func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
+
+func cmdReport(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 {
+		switch args[0] {
+		case "access":
+			return cmdReportAccess(ctx, args[1:], stdout, stderr)
+		case "dormant":
+			return cmdReportDormant(ctx, args[1:], stdout, stderr)
+		}
+	}
+	fmt.Fprintln(stderr, "Usage: crmgate report access|dormant --config FILE ...")
+	return errUsage
+}
+
+const samplesHelp = `sample subjects per role (YAML or JSON: role: {id, teams, groups, attributes});
+default: samples for the reference policy (customer account_id acc-1; sales crm_user_id u-sales1,
+team store-12; line_manager u-mgr, store-12; inventory_manager u-inv; admin u-admin)`
+
+func cmdReportAccess(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("report access", "report access --config FILE [--format markdown|csv|html] [--diff OLD_POLICY_DIR] [--subjects FILE] [--role ROLE]...", stderr)
+	cfgPath := fs.String("config", "", "configuration file (YAML)")
+	format := fs.String("format", "markdown", "output format: markdown, csv or html")
+	diff := fs.String("diff", "", "an older policy directory: print what the configured policy grants (+) or removes (−) compared with it")
+	subjects := fs.String("subjects", "", samplesHelp)
+	var roles stringList
+	fs.Var(&roles, "role", "a further role to report on (repeatable); identity.roles and metrics.roles are always included")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	f, err := report.ParseFormat(*format)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return errUsage
+	}
+	cfg, err := loadConfig(fs, *cfgPath)
+	if err != nil {
+		return err
+	}
+	var samples report.Samples
+	if *subjects != "" {
+		file, err := os.Open(*subjects)
+		if err != nil {
+			return fmt.Errorf("subjects: %w", err)
+		}
+		samples, err = report.ParseSamples(file)
+		file.Close()
+		if err != nil {
+			return fmt.Errorf("subjects %s: %w", *subjects, err)
+		}
+	}
+	prof, err := app.BuildProfile(cfg.CRM)
+	if err != nil {
+		return err
+	}
+	engine, err := app.LoadPolicy(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	current, err := app.AccessReport(ctx, cfg, engine, prof, samples, roles...)
+	if err != nil {
+		return err
+	}
+	if *diff == "" {
+		return current.Write(stdout, f)
+	}
+	oldEngine, err := app.LoadPolicy(ctx, cfg, *diff)
+	if err != nil {
+		return fmt.Errorf("--diff: %w", err)
+	}
+	old, err := app.AccessReport(ctx, cfg, oldEngine, prof, samples, roles...)
+	if err != nil {
+		return fmt.Errorf("--diff: %w", err)
+	}
+	return report.CompareAccess(old, current).Write(stdout, f)
+}
+
+func cmdReportDormant(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("report dormant", "report dormant --days N --config FILE [--format markdown|csv|html]", stderr)
+	cfgPath := fs.String("config", "", "configuration file (YAML)")
+	days := fs.Int("days", 0, "list users not seen for at least this many days")
+	format := fs.String("format", "markdown", "output format: markdown, csv or html")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	f, err := report.ParseFormat(*format)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return errUsage
+	}
+	if *days < 1 {
+		fmt.Fprintln(stderr, "--days must be at least 1")
+		fs.Usage()
+		return errUsage
+	}
+	cfg, err := loadConfig(fs, *cfgPath)
+	if err != nil {
+		return err
+	}
+	d, err := app.DormantReport(ctx, cfg, *days, time.Now())
+	if err != nil {
+		return err
+	}
+	return d.Write(stdout, f)
+}
+
+func cmdExplain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("explain", "explain --config FILE --subject FILE_OR_JSON --path PATH [--method GET] [--body JSON] [--record JSON] [--rules]", stderr)
+	cfgPath := fs.String("config", "", "configuration file (YAML)")
+	subject := fs.String("subject", "", `the subject as the policy sees it: a JSON file, or inline JSON such as '{"id":"alice","roles":["sales"],"attributes":{"crm_user_id":"u-sales1"}}'`)
+	method := fs.String("method", "GET", "HTTP method")
+	target := fs.String("path", "", "request path with optional query, e.g. /Api/V8/module/Accounts/42")
+	body := fs.String("body", "", "request body (JSON)")
+	record := fs.String("record", "", "the target record as the CRM returns it, flattened to its fields and id (JSON)")
+	rules := fs.Bool("rules", false, "also print the value of every rule of the policy package for this input")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *subject == "" || *target == "" {
+		fmt.Fprintln(stderr, "--subject and --path are required")
+		fs.Usage()
+		return errUsage
+	}
+	cfg, err := loadConfig(fs, *cfgPath)
+	if err != nil {
+		return err
+	}
+	raw := []byte(*subject)
+	if !strings.HasPrefix(strings.TrimSpace(*subject), "{") {
+		if raw, err = os.ReadFile(*subject); err != nil {
+			return fmt.Errorf("subject: %w", err)
+		}
+	}
+	subj, err := proxy.ParseSubject(raw)
+	if err != nil {
+		return err
+	}
+	var rec map[string]any
+	if *record != "" {
+		if rec, err = decodeObject(*record); err != nil {
+			return fmt.Errorf("record: %w", err)
+		}
+	}
+	req, err := proxy.NewExplainRequest(*method, *target, []byte(*body))
+	if err != nil {
+		return err
+	}
+	prof, err := app.BuildProfile(cfg.CRM)
+	if err != nil {
+		return err
+	}
+	engine, err := app.LoadPolicy(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	e, err := proxy.Explain(ctx, proxy.ExplainOptions{Profile: prof, Policy: engine, MaxRequestBody: cfg.Upstream.MaxRequestBody}, subj, req, rec)
+	if err != nil {
+		return err
+	}
+	return e.Write(stdout, *rules)
+}
+
+var _ flag.Value = (*stringList)(nil)
+
+// decodeObject reads one JSON object.
+func decodeObject(s string) (map[string]any, error) {
+	dec := json.NewDecoder(strings.NewReader(s))
+	var m map[string]any
+	if err := dec.Decode(&m); err != nil {
+		return nil, err
+	}
+	if m == nil || dec.More() {
+		return nil, errors.New("want one JSON object")
+	}
+	return m, nil
+}
