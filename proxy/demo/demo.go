@@ -1,6 +1,7 @@
 // Package demo runs crmgate on embedded defaults with nothing to install: a
 // SuiteCRM-shaped demo CRM with department-store data, a demo OpenID issuer
-// that mints tokens for five personas, the reference policy from rego/, and
+// that mints tokens for five personas and signs browsers in as them (a
+// persona picker, with or without MFA), the reference policy from rego/, and
 // the proxy, all on loopback. Demo identities exist only here.
 package demo
 
@@ -25,6 +26,7 @@ import (
 	"github.com/crmgate/crmgate/proxy/app"
 	"github.com/crmgate/crmgate/proxy/emulator"
 	"github.com/crmgate/crmgate/proxy/issuer"
+	"github.com/crmgate/crmgate/proxy/login"
 	refpolicy "github.com/crmgate/crmgate/rego"
 )
 
@@ -47,6 +49,10 @@ type Persona struct {
 	Who    string
 	Claims map[string]any
 	Token  string
+	// SignIn describes the persona on the demo issuer's sign-in page;
+	// empty for token-only variants (sam-nomfa is sam signing in with the
+	// page's password-only button).
+	SignIn string
 }
 
 // Env is a running demo.
@@ -69,19 +75,19 @@ func Personas() []Persona {
 	return []Persona{
 		{Name: "pat", Who: "portal customer (account acc-1)", Claims: map[string]any{
 			"sub": "pat", "name": "Pat Customer", "email": "pat@customer.example", "roles": []string{"customer"},
-			"account_id": "acc-1", "contact_id": "c-1", "amr": []string{"pwd"}}},
+			"account_id": "acc-1", "contact_id": "c-1", "amr": []string{"pwd"}}, SignIn: "portal customer (account acc-1)"},
 		{Name: "alice", Who: "sales, team store-12", Claims: map[string]any{
 			"sub": "alice", "name": "Alice Sales", "email": "alice@shop.example", "roles": []string{"sales"},
-			"teams": []string{"store-12"}, "crm_user_id": "u-sales1", "amr": []string{"pwd"}}},
+			"teams": []string{"store-12"}, "crm_user_id": "u-sales1", "amr": []string{"pwd"}}, SignIn: "sales, team store-12"},
 		{Name: "morgan", Who: "line manager of store-12", Claims: map[string]any{
 			"sub": "morgan", "name": "Morgan Lee", "email": "morgan@shop.example", "roles": []string{"line_manager"},
-			"teams": []string{"store-12"}, "crm_user_id": "u-mgr", "amr": []string{"pwd", "otp"}}},
+			"teams": []string{"store-12"}, "crm_user_id": "u-mgr", "amr": []string{"pwd", "otp"}}, SignIn: "line manager of store-12"},
 		{Name: "ivan", Who: "inventory manager", Claims: map[string]any{
 			"sub": "ivan", "name": "Ivan Stock", "email": "ivan@shop.example", "roles": []string{"inventory_manager"},
-			"crm_user_id": "u-inv", "amr": []string{"pwd"}}},
+			"crm_user_id": "u-inv", "amr": []string{"pwd"}}, SignIn: "inventory manager"},
 		{Name: "sam", Who: "senior admin, signed in with MFA", Claims: map[string]any{
 			"sub": "sam", "name": "Sam Admin", "email": "sam@shop.example", "roles": []string{"admin"},
-			"crm_user_id": "u-admin", "amr": []string{"pwd", "otp"}}},
+			"crm_user_id": "u-admin", "amr": []string{"pwd", "otp"}}, SignIn: "senior admin (personnel records need MFA)"},
 		{Name: "sam-nomfa", Who: "senior admin, password only", Claims: map[string]any{
 			"sub": "sam", "name": "Sam Admin", "email": "sam@shop.example", "roles": []string{"admin"},
 			"crm_user_id": "u-admin", "amr": []string{"pwd"}}},
@@ -110,6 +116,28 @@ func Config(listen, adminListen, crmURL, issuerURL, adminToken, clientSecret str
 	return c
 }
 
+// enableLogin turns on browser sign-in through the demo issuer's persona
+// page, next to the bearer tokens Config already accepts.
+func enableLogin(c *config.Config, clientID, clientSecret string) {
+	c.Identity.OIDC = config.OIDC{Issuer: c.Identity.Bearer.Issuer, ClientID: clientID, ClientSecret: clientSecret}
+	// The step-up must come back with the issuer's MFA acr: amr values
+	// alone could describe an earlier sign-in (see package login).
+	c.Identity.MFA.ACR = []string{issuer.ACRMFA}
+	config.ApplyDefaults(c)
+}
+
+// signInPersonas are the personas the demo issuer's sign-in page offers.
+func signInPersonas() []issuer.Persona {
+	var out []issuer.Persona
+	for _, p := range Personas() {
+		if p.SignIn == "" {
+			continue
+		}
+		out = append(out, issuer.Persona{Name: p.Name, Description: p.SignIn, Claims: p.Claims, MFA: true})
+	}
+	return out
+}
+
 // Run starts the demo and serves until ctx ends.
 func Run(ctx context.Context, o Options) error {
 	if err := loopbackOnly(o.Listen); err != nil {
@@ -136,12 +164,24 @@ func Run(ctx context.Context, o Options) error {
 	}
 	defer crmSrv.Close()
 
+	// The proxy's address comes first: the issuer registers the proxy's
+	// callback as the only place it may send a browser back to.
+	mainLn, err := net.Listen("tcp", o.Listen)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", o.Listen, err)
+	}
+	proxyURL := "http://" + mainLn.Addr().String()
+	loginClient := issuer.Client{ID: "crmgate-demo-" + randomHex(4), Secret: randomHex(16),
+		RedirectURIs:           []string{proxyURL + login.CallbackPath},
+		PostLogoutRedirectURIs: []string{proxyURL + login.SignedOutPath}}
 	idpLn, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
+		mainLn.Close()
 		return fmt.Errorf("demo issuer: %w", err)
 	}
-	iss, err := issuer.New("http://" + idpLn.Addr().String())
+	iss, err := issuer.New("http://"+idpLn.Addr().String(), issuer.WithPersonas(signInPersonas()...), issuer.WithClient(loginClient))
 	if err != nil {
+		mainLn.Close()
 		idpLn.Close()
 		return fmt.Errorf("demo issuer: %w", err)
 	}
@@ -149,10 +189,6 @@ func Run(ctx context.Context, o Options) error {
 	go func() { _ = idpSrv.Serve(idpLn) }()
 	defer idpSrv.Close()
 
-	mainLn, err := net.Listen("tcp", o.Listen)
-	if err != nil {
-		return fmt.Errorf("listen %s: %w", o.Listen, err)
-	}
 	adminLn, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		mainLn.Close()
@@ -160,6 +196,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 	adminToken := randomHex(16)
 	cfg := Config(mainLn.Addr().String(), adminLn.Addr().String(), "http://"+crmLn.Addr().String(), iss.URL(), adminToken, clientSecret)
+	enableLogin(cfg, loginClient.ID, loginClient.Secret)
 	if err := cfg.Validate(); err != nil {
 		mainLn.Close()
 		adminLn.Close()
@@ -172,7 +209,7 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 
-	env := &Env{ProxyURL: "http://" + mainLn.Addr().String(), AdminURL: "http://" + adminLn.Addr().String(),
+	env := &Env{ProxyURL: proxyURL, AdminURL: "http://" + adminLn.Addr().String(),
 		AdminKey: adminToken, CRMURL: "http://" + crmLn.Addr().String(), Dataset: ds, issuerURL: iss.URL()}
 	for _, p := range Personas() {
 		claims := map[string]any{"aud": Audience}
@@ -213,6 +250,8 @@ var Commands = []struct{ Persona, Shows, Method, Path string }{
 func printIntro(w io.Writer, env *Env) {
 	fmt.Fprintf(w, "crmgate demo is running.\n\n  proxy:      %s  (in front of a demo SuiteCRM V8 API)\n  admin:      %s/metrics  (Authorization: Bearer %s)\n  demo CRM:   %s  (needs crmgate's own OAuth2 credentials)\n\n",
 		env.ProxyURL, env.AdminURL, env.AdminKey, env.CRMURL)
+	fmt.Fprintf(w, "In a browser: open %s/Api/V8/module/Accounts in a browser and pick a persona on the demo sign-in page\n  (\"sign in with MFA\" for personnel records: %s/Api/V8/module/Employees; sign out: %s%s).\n\n",
+		env.ProxyURL, env.ProxyURL, env.ProxyURL, login.LogoutPath)
 	fmt.Fprintln(w, "Personas (tokens valid 8 hours):")
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	for _, p := range env.Personas {
