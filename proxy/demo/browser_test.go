@@ -131,6 +131,27 @@ func TestDemoInABrowser(t *testing.T) {
 		}
 	})
 
+	t.Run("sign-out ends the session", func(t *testing.T) {
+		t.Parallel()
+		b := browser.New(t)
+		b.Navigate(accounts)
+		onPicker(t, b, env)
+		if status := b.ClickAndWait("#signin-alice"); status != http.StatusOK || b.URL() != accounts {
+			t.Fatalf("sign-in: status %d at %s", status, b.URL())
+		}
+		b.Navigate(env.ProxyURL + "/.crmgate/logout")
+		// The form post goes to crmgate, on to the issuer's end-session
+		// endpoint and back to crmgate's signed-out page.
+		if status := b.ClickAndWait("#logout-submit"); status != http.StatusOK {
+			t.Fatalf("sign-out status %d", status)
+		}
+		if !strings.HasPrefix(b.URL(), env.ProxyURL+"/.crmgate/signed-out") || b.Count("#signed-out") != 1 {
+			t.Fatalf("not signed out: %s", b.URL())
+		}
+		b.Navigate(accounts)
+		onPicker(t, b, env)
+	})
+
 	t.Run("sam without MFA is stepped up for personnel records", func(t *testing.T) {
 		t.Parallel()
 		b := browser.New(t)
