@@ -10,18 +10,20 @@ import (
 
 // Builtin errors and partial evaluation.
 //
-// The engine evaluates with strict builtin errors: startswith(x, "a") with a
-// number x is an error, and the record is then denied with that error. A
-// builtin that reads the record cannot be evaluated during partial
-// evaluation, so it is kept in the residual; but when a later expression of
-// the same body is false for this request, the whole body, erroring builtin
-// included, is dropped. A predicate built from the residual would then
-// answer where the engine reports an error. So the record rules, as
-// written, are checked once per revision: every builtin call that may fail
-// on a record value must read that value straight from a record field (a
-// hazard, checked on each record before the predicate runs, sending records
-// with a wrong type to the engine), or the revision's filters are never
-// exact.
+// A builtin given an operand of the wrong type (startswith with a number)
+// fails. How the engine reports that depends on where it happens: with
+// strict builtin errors a failing call in a query is an error, while inside
+// a rule body OPA may treat it as undefined. The predicate does not try to
+// reproduce that: a record on which a builtin would fail is handed to the
+// engine. A builtin that reads the record cannot run during partial
+// evaluation, so it stays in the residual, unless a later expression of the
+// same body is false for this request and the whole body is dropped; the
+// predicate would then never see the call the engine makes. So the record
+// rules, as written, are checked once per revision: every builtin call that
+// may fail on a record value must read that value straight from a record
+// field (a hazard, checked on each record before the predicate runs, which
+// sends records with a wrong type to the engine), or no filter of the
+// revision is exact.
 
 // hazard is a record field that a builtin reads and that makes the builtin
 // fail unless its value has the type the builtin accepts.
@@ -209,8 +211,9 @@ func (a *hazardAnalysis) addHazard(field string, path ast.Ref, want types.Type) 
 	a.hazards = append(a.hazards, hazard{field: field, path: path, want: want})
 }
 
-// mayReadRecord is conservative: any variable, any ref into input.record or
-// the whole input, and any rule of the policy may carry a record value.
+// mayReadRecord is conservative: any variable not unified with a term
+// free of the record, any ref into input.record or the whole input, and
+// any rule of the policy may carry a record value.
 func (a *hazardAnalysis) mayReadRecord(t *ast.Term, depth int) bool {
 	found := false
 	ast.WalkTerms(t, func(x *ast.Term) bool {
@@ -219,9 +222,21 @@ func (a *hazardAnalysis) mayReadRecord(t *ast.Term, depth int) bool {
 		}
 		switch v := x.Value.(type) {
 		case ast.Var:
-			if !v.Equal(ast.InputRootDocument.Value) && !v.Equal(ast.DefaultRootDocument.Value) {
-				found = true
+			if v.Equal(ast.InputRootDocument.Value) || v.Equal(ast.DefaultRootDocument.Value) {
+				break
 			}
+			// A variable unified with a term that cannot carry a record
+			// value is that value; any other variable may carry one.
+			free := false
+			if depth < 8 {
+				for _, b := range a.bindings[v] {
+					if !a.mayReadRecord(b, depth+1) {
+						free = true
+						break
+					}
+				}
+			}
+			found = !free
 		case ast.Ref:
 			switch {
 			case v[0].Equal(ast.InputRootDocument):
