@@ -49,7 +49,7 @@ type env struct {
 	clock *atomic.Int64 // seconds added to time.Now
 }
 
-func newEnv(t *testing.T, opts ...issuer.Option) *env {
+func newEnv(t testing.TB, opts ...issuer.Option) *env {
 	t.Helper()
 	srv := httptest.NewServer(nil)
 	t.Cleanup(srv.Close)
@@ -68,7 +68,7 @@ func newEnv(t *testing.T, opts ...issuer.Option) *env {
 
 // browser is a cookie-keeping client that does not follow redirects, so a
 // test sees where the issuer sends it.
-func browser(t *testing.T) *http.Client {
+func browser(t testing.TB) *http.Client {
 	t.Helper()
 	jar, err := cookiejar.New(nil)
 	if err != nil {
@@ -104,7 +104,7 @@ var (
 	buttonRE = regexp.MustCompile(`id="(signin-[^"]+)"`)
 )
 
-func getPicker(t *testing.T, c *http.Client, e *env, q url.Values) pickerPage {
+func getPicker(t testing.TB, c *http.Client, e *env, q url.Values) pickerPage {
 	t.Helper()
 	res, err := c.Get(e.url + "/authorize?" + q.Encode())
 	if err != nil {
@@ -127,7 +127,7 @@ func getPicker(t *testing.T, c *http.Client, e *env, q url.Values) pickerPage {
 	return p
 }
 
-func postSignIn(t *testing.T, c *http.Client, e *env, form url.Values) *http.Response {
+func postSignIn(t testing.TB, c *http.Client, e *env, form url.Values) *http.Response {
 	t.Helper()
 	res, err := c.PostForm(e.url+"/authorize", form)
 	if err != nil {
@@ -139,7 +139,7 @@ func postSignIn(t *testing.T, c *http.Client, e *env, form url.Values) *http.Res
 }
 
 // signIn runs the browser half of the flow and returns the code.
-func signIn(t *testing.T, e *env, q url.Values, persona, level string) string {
+func signIn(t testing.TB, e *env, q url.Values, persona, level string) string {
 	t.Helper()
 	c := browser(t)
 	p := getPicker(t, c, e, q)
@@ -170,7 +170,7 @@ type tokenResult struct {
 
 func (r tokenResult) errCode() string { s, _ := r.body["error"].(string); return s }
 
-func postToken(t *testing.T, e *env, form url.Values, basic bool) tokenResult {
+func postToken(t testing.TB, e *env, form url.Values, basic bool) tokenResult {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodPost, e.url+"/token", strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
@@ -765,4 +765,17 @@ func TestNewValidatesFlowOptions(t *testing.T) {
 			t.Fatal("accepted")
 		}
 	})
+}
+
+// BenchmarkSignInAndRedeem measures one whole login at the issuer: the
+// picker page, the form post and the code redemption (RS256 signing).
+func BenchmarkSignInAndRedeem(b *testing.B) {
+	e := newEnv(b)
+	for b.Loop() {
+		verifier, challenge := pkce()
+		code := signIn(b, e, authParams(challenge), "sam", "mfa")
+		if got := postToken(b, e, codeForm(code, verifier), true); got.status != http.StatusOK {
+			b.Fatalf("redeem: %v", got.body)
+		}
+	}
 }
