@@ -30,7 +30,8 @@ func safeReturn(raw string) bool {
 	}
 	s := raw
 	for round := 0; ; round++ {
-		if !safeReturnChars(s) || s == "" || s[0] != '/' || strings.HasPrefix(s, "//") {
+		if s == "" || s[0] != '/' || strings.HasPrefix(s, "//") || strings.ContainsAny(s, "\\") || hasControl(s) ||
+			(round == 0 && !safeReturnChars(s)) {
 			return false
 		}
 		dec, err := url.PathUnescape(s)
@@ -57,7 +58,17 @@ func safeReturn(raw string) bool {
 	return true
 }
 
-// safeReturnChars refuses backslashes, whitespace, control characters,
+func hasControl(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < ' ' || s[i] == 0x7f {
+			return true
+		}
+	}
+	return false
+}
+
+// safeReturnChars (applied to the URL as sent; decoded forms are checked
+// for control characters, backslashes and "//" only) refuses backslashes, whitespace, control characters,
 // the fragment separator and non-ASCII bytes (a browser percent-encodes
 // those in a URL it sends): none belongs in a return path, and each has
 // been used to make browsers and servers disagree about where a URL points.
