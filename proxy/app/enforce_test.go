@@ -220,7 +220,8 @@ func TestSingleRecordReadsObeyTheRecordRule(t *testing.T) {
 			{"alice", n.accounts, "acc-3", 200}, // team
 			{"alice", n.accounts, "acc-2", 404}, // another store
 			{"alice", n.employees, "e-sales1", 200},
-			{"morgan", n.employees, "e-sales3", 404},
+			{"morgan", n.employees, "e-sales3", 404}, // another store's employee
+			{"alice", n.employees, "e-sales2", 404},  // a team mate's personnel record
 		} {
 			r := e.do("GET", n.recordPath(c.module, c.id), c.persona, "")
 			if r.Status != c.status {

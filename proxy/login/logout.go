@@ -38,7 +38,7 @@ func (l *Login) serveSignedOut(w http.ResponseWriter, _ *http.Request) {
 // the token only crmgate's logout page knows. An Origin of another site
 // is refused even with a token.
 func (l *Login) sameOrigin(r *http.Request) bool {
-	if o := r.Header.Get("Origin"); o != "" {
+	if o := r.Header.Get("Origin"); o != "" && o != "null" {
 		return o == l.origin
 	}
 	if s := r.Header.Get("Sec-Fetch-Site"); s != "" && s != "same-origin" {
