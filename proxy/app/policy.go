@@ -87,6 +87,13 @@ func (l *policyLifecycle) start() error {
 			w.Run(ctx)
 			_ = w.Close()
 		}()
+		// The files may have changed between loading and watching (a
+		// ConfigMap updated while the replica started); read them once
+		// more, reporting only if that changed anything.
+		before := l.engine.Revision()
+		if err := l.engine.Reload(ctx); err != nil || l.engine.Revision() != before {
+			l.report("file change", err)
+		}
 	}
 	if l.poller != nil {
 		l.wg.Add(1)
