@@ -27,11 +27,11 @@ import (
 
 // TOTP secrets of test/idp/users.json (test only).
 const (
-	samTOTP    = "Q2LNYG7GDO6RQ2QYCYJWQH7LA53O4T3H"
-	morganTOTP = "GHN6F4AANQ3STNAC2ZR3B5NP6KLAIHUG"
+	samTOTP         = "Q2LNYG7GDO6RQ2QYCYJWQH7LA53O4T3H"
+	morganTOTP      = "GHN6F4AANQ3STNAC2ZR3B5NP6KLAIHUG"
 	loginAdminToken = "admin-token-0123456789"
-	accounts   = "/Api/V8/module/Accounts"
-	products   = "/Api/V8/module/AOS_Products"
+	accounts        = "/Api/V8/module/Accounts"
+	products        = "/Api/V8/module/AOS_Products"
 )
 
 func redisAddr() string {
