@@ -41,6 +41,18 @@ if [ ! -d test/idp/node_modules ]; then
   (cd test/idp && npm ci --no-audit --no-fund)
 fi
 
+# deploy/: promtool (Debian prometheus) for the alert rules and their unit
+# tests; systemd-analyze for the unit file. The deploy Go tests fail, rather
+# than skip, when a tool is missing (CRMGATE_TEST_REQUIRE_TOOLS=1).
+need_pkg promtool prometheus
+need_pkg systemd-analyze systemd
+for tool in promtool systemd-analyze; do
+  command -v "$tool" >/dev/null 2>&1 || { echo "$tool missing after install"; exit 1; }
+done
+export CRMGATE_TEST_REQUIRE_TOOLS=1
+log "promtool check rules + test rules (deploy/prometheus)"
+(cd deploy/prometheus && promtool check rules crmgate-rules.yml && promtool test rules crmgate-rules.test.yml)
+
 log "go mod download"
 go mod download
 
