@@ -57,6 +57,8 @@ type compiledFilter struct {
 	fields        []string
 	// reason says why the filter falls back, for tests and debugging.
 	reason string
+	// frames are reused between records: a frame is a dozen slices.
+	frames sync.Pool
 }
 
 // RecordFilter compiles the record rules for in (in.Record is ignored).
@@ -97,8 +99,14 @@ func (f *RecordFilter) Check(record map[string]any) (RecordDecision, error) {
 	if cf.prog == nil || record == nil || hazardous(cf.hazards, record) {
 		return f.exact(record)
 	}
-	fr := newFrame(cf.prog, record)
+	fr, _ := cf.frames.Get().(*frame)
+	if fr == nil {
+		fr = newFrame(cf.prog)
+	}
+	fr.reset(record)
 	d, ok := cf.run(fr)
+	fr.reset(nil)
+	cf.frames.Put(fr)
 	if !ok {
 		return f.exact(record)
 	}
@@ -284,12 +292,13 @@ func (fc *filterCache) compile(ctx context.Context, c *compiled, in *Input, inpu
 // residuals into one program.
 func translateFilter(ctx context.Context, c *compiled, fc *filterCache, in *Input, input ast.Value) (*compiledFilter, error) {
 	t := &translator{
-		ctx:   ctx,
-		c:     c,
-		input: input,
-		now:   in.Request.Time,
-		p:     &program{fieldIdx: map[string]int{}},
-		rules: map[string]*supportRule{},
+		ctx:    ctx,
+		c:      c,
+		input:  input,
+		now:    in.Request.Time,
+		p:      &program{fieldIdx: map[string]int{}},
+		rules:  map[string]*supportRule{},
+		closed: map[string]valueFn{},
 	}
 	cf := &compiledFilter{prog: t.p, hiddenDefined: fc.hiddenDefined, hazards: fc.hazards}
 	v := ast.VarTerm("__crmgate_value__")

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"fmt"
 	"strconv"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -100,39 +101,74 @@ func (t *translator) compileValue(term *ast.Term, sc *scope) (valueFn, error) {
 			return o, true
 		}, nil
 	case ast.Call:
-		fn, arity, err := builtinFor(x[0])
-		if err != nil {
-			return nil, err
-		}
-		if len(x)-1 != arity {
-			return nil, untranslatable("call %s", x)
-		}
-		args, err := t.compileValues(x[1:], sc)
-		if err != nil {
-			return nil, err
-		}
-		return func(f *frame) (ast.Value, bool) {
-			vals := make([]ast.Value, len(args))
-			for i, a := range args {
-				v, ok := a(f)
-				if !ok {
-					return nil, false
-				}
-				vals[i] = v
-			}
-			return callBuiltin(f, fn, vals)
-		}, nil
+		return t.compileCall(x[0], x[1:], sc)
 	case *ast.SetComprehension:
-		return t.compileCollect(x.Body, x.Term, sc, func(ts []*ast.Term) (ast.Value, bool) {
-			return ast.NewSet(ts...), true
+		return t.closedOnce(term, sc, func() (valueFn, error) {
+			return t.compileCollect(x.Body, x.Term, sc, func(ts []*ast.Term) (ast.Value, bool) {
+				return ast.NewSet(ts...), true
+			})
 		})
 	case *ast.ObjectComprehension:
-		pair := ast.ArrayTerm(x.Key, x.Value)
-		return t.compileCollect(x.Body, pair, sc, buildObject)
+		return t.closedOnce(term, sc, func() (valueFn, error) {
+			pair := ast.ArrayTerm(x.Key, x.Value)
+			return t.compileCollect(x.Body, pair, sc, buildObject)
+		})
 	}
 	// Array comprehensions are ordered, and the order of a disjunction of
 	// residual queries is not OPA's: not translated.
 	return nil, untranslatable("term %s", term)
+}
+
+// closedOnce compiles a comprehension that reads no variable of the
+// enclosing query once per translation and evaluates it once per record.
+// Partial evaluation repeats such comprehensions in every body it inlines a
+// rule into (the record's owners, once per support rule), differing only in
+// variable names; they are recognised by their text with variables renamed
+// in order of appearance.
+func (t *translator) closedOnce(term *ast.Term, sc *scope, compile func() (valueFn, error)) (valueFn, error) {
+	closed := true
+	names := map[ast.Var]string{}
+	renamed, err := ast.TransformVars(term.Copy(), func(v ast.Var) (ast.Value, error) {
+		if sc.bound(v) {
+			closed = false
+		}
+		if v.Equal(ast.InputRootDocument.Value) || v.Equal(ast.DefaultRootDocument.Value) {
+			return v, nil
+		}
+		n, ok := names[v]
+		if !ok {
+			n = "v" + strconv.Itoa(len(names))
+			names[v] = n
+		}
+		return ast.Var(n), nil
+	})
+	if err != nil || !closed {
+		return compile()
+	}
+	key := fmt.Sprint(renamed)
+	if fn, ok := t.closed[key]; ok {
+		return fn, nil
+	}
+	fn, err := compile()
+	if err != nil {
+		return nil, err
+	}
+	memo := t.p.nrules
+	t.p.nrules++
+	cached := func(f *frame) (ast.Value, bool) {
+		m := &f.rules[memo]
+		if m.done {
+			return m.value, m.defined
+		}
+		v, ok := fn(f)
+		if f.abort {
+			return nil, false
+		}
+		m.done, m.value, m.defined = true, v, ok
+		return v, ok
+	}
+	t.closed[key] = cached
+	return cached, nil
 }
 
 func arrayTerms(a *ast.Array) []*ast.Term {

@@ -96,7 +96,7 @@ func TestRecordFilterMatchesEngineOnReferencePolicy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	perFilter := 16
+	perFilter := 12
 	if testing.Short() {
 		perFilter = 4
 	}

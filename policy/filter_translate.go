@@ -64,6 +64,9 @@ type translator struct {
 	rules   map[string]*supportRule
 	nsCount int
 	depth   int
+	// closed are compiled comprehensions that read no enclosing variable,
+	// by canonical text.
+	closed map[string]valueFn
 }
 
 // supportRule is a rule of a support module, evaluated once per record.
@@ -326,7 +329,7 @@ func (t *translator) compileBind(v ast.Var, term *ast.Term, sc *scope) (func(ste
 // unless the result is false.
 func (t *translator) compileCallExpr(e *ast.Expr, sc *scope) (func(step) (step, error), error) {
 	terms := e.Terms.([]*ast.Term)
-	fn, arity, err := builtinFor(terms[0])
+	_, arity, err := builtinFor(terms[0])
 	if err != nil {
 		return nil, err
 	}
@@ -340,20 +343,9 @@ func (t *translator) compileCallExpr(e *ast.Expr, sc *scope) (func(step) (step, 
 	default:
 		return nil, untranslatable("call %s with %d operands", terms[0], len(operands))
 	}
-	args, err := t.compileValues(operands, sc)
+	call, err := t.compileCall(terms[0], operands, sc)
 	if err != nil {
 		return nil, err
-	}
-	call := func(f *frame) (ast.Value, bool) {
-		vals := make([]ast.Value, len(args))
-		for i, a := range args {
-			v, ok := a(f)
-			if !ok {
-				return nil, false
-			}
-			vals[i] = v
-		}
-		return callBuiltin(f, fn, vals)
 	}
 	if out == nil {
 		return func(next step) (step, error) {
@@ -604,10 +596,13 @@ func substituteVars(body ast.Body, subst map[ast.Var]*ast.Term) ast.Body {
 	return out.(ast.Body)
 }
 
-// builtinFor returns the OPA implementation of a builtin the translator
-// may call and its arity. Functions of the policy (support functions)
-// and builtins outside the allow-list are not translated.
-func builtinFor(op *ast.Term) (topdown.BuiltinFunc, int, error) {
+// builtinCall runs a builtin on ground operands.
+type builtinCall func(f *frame, args []ast.Value) (ast.Value, bool)
+
+// builtinFor returns how to run a builtin the translator may call, and its
+// arity. Functions of the policy (support functions) and builtins outside
+// the allow-list are not translated.
+func builtinFor(op *ast.Term) (builtinCall, int, error) {
 	ref, ok := op.Value.(ast.Ref)
 	if !ok {
 		return nil, 0, untranslatable("call of %s", op)
@@ -621,7 +616,42 @@ func builtinFor(op *ast.Term) (topdown.BuiltinFunc, int, error) {
 	if b == nil || fn == nil || b.Decl.FuncArgs().Variadic != nil {
 		return nil, 0, untranslatable("builtin %s", name)
 	}
-	return fn, len(b.Decl.FuncArgs().Args), nil
+	if native, ok := nativeBuiltins[name]; ok {
+		return native, len(b.Decl.FuncArgs().Args), nil
+	}
+	return func(f *frame, args []ast.Value) (ast.Value, bool) {
+		return callBuiltin(f, fn, args)
+	}, len(b.Decl.FuncArgs().Args), nil
+}
+
+// compileCall compiles a builtin call on bound operands. The operands are
+// evaluated into scratch slots of the frame: a call site cannot be
+// re-entered while its operands are in use, since Rego has no recursion.
+func (t *translator) compileCall(op *ast.Term, operands []*ast.Term, sc *scope) (valueFn, error) {
+	fn, arity, err := builtinFor(op)
+	if err != nil {
+		return nil, err
+	}
+	if len(operands) != arity {
+		return nil, untranslatable("call %s with %d operands", op, len(operands))
+	}
+	args, err := t.compileValues(operands, sc)
+	if err != nil {
+		return nil, err
+	}
+	base := t.p.nslots
+	t.p.nslots += len(args)
+	return func(f *frame) (ast.Value, bool) {
+		vals := f.slots[base : base+len(args)]
+		for i, a := range args {
+			v, ok := a(f)
+			if !ok {
+				return nil, false
+			}
+			vals[i] = v
+		}
+		return fn(f, vals)
+	}, nil
 }
 
 // pureBuiltins may be called outside an evaluation: deterministic, and
