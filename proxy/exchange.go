@@ -98,6 +98,16 @@ func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 		}
 	}
 	pr.SetXForwarded()
+	// The client's Host header is the client's choice: a CRM that builds
+	// links or reset mails from X-Forwarded-Host would build them for any
+	// host an attacker names.
+	out.Header.Del("X-Forwarded-Host")
+	if x != nil && pr.In.Method == http.MethodHead {
+		// HEAD is answered from a GET, so the record rule sees the record
+		// and a record the subject may not see is a 404 here too; the
+		// server sends no body for HEAD.
+		out.Method = http.MethodGet
+	}
 	if x != nil {
 		out.Header.Set("X-Request-Id", x.id)
 		if x.body != nil {

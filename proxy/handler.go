@@ -333,7 +333,10 @@ func (h *Handler) enforceRequest(x *exchange) error {
 	if err := h.guardWrite(x); err != nil {
 		return err
 	}
-	return h.checkTarget(x)
+	if err := h.checkTarget(x); err != nil {
+		return err
+	}
+	return h.guardRequest(x)
 }
 
 // forward sends the request to the CRM.

@@ -85,11 +85,14 @@ func (h *Handler) readBody(x *exchange) error {
 		}
 		return nil
 	}
-	if enc := r.Header.Get("Content-Encoding"); enc != "" && !strings.EqualFold(enc, "identity") {
+	if !identityOnly(r.Header.Values("Content-Encoding")) {
 		return &Problem{Status: http.StatusUnsupportedMediaType, Kind: "unsupported-media-type", Title: "Unsupported media type",
 			Detail: "Compressed request bodies are not accepted.", Outcome: OutcomeDeny, Reason: "compressed body"}
 	}
-	if !isJSON(r.Header.Get("Content-Type")) {
+	// Exactly one Content-Type: with two, crmgate would check the body as
+	// one type while the CRM might parse it as the other (a JSON string
+	// holding "&_METHOD=DELETE&" is also a form).
+	if ct := r.Header.Values("Content-Type"); len(ct) != 1 || !isJSON(ct[0]) {
 		return &Problem{Status: http.StatusUnsupportedMediaType, Kind: "unsupported-media-type", Title: "Unsupported media type",
 			Detail: "Write requests must be JSON.", Outcome: OutcomeDeny, Reason: "non-json body"}
 	}
@@ -126,6 +129,19 @@ func (h *Handler) readBody(x *exchange) error {
 	x.input.Resource.Body = fields
 	x.input.Resource.Fields = sortedKeys(fields)
 	return nil
+}
+
+// identityOnly is true when every Content-Encoding value (a request may
+// repeat the header or list codings) is identity.
+func identityOnly(values []string) bool {
+	for _, v := range values {
+		for _, c := range strings.Split(v, ",") {
+			if c = strings.TrimSpace(c); c != "" && !strings.EqualFold(c, "identity") {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // decodeStrict parses JSON the way the write guard must see it: duplicate

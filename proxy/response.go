@@ -36,6 +36,12 @@ func errRecordNotFound() *Problem {
 // so a record the subject may not see becomes a 404 before any byte is sent.
 func (h *Handler) enforceResponse(x *exchange, res *http.Response) error {
 	res.Header.Del("ETag") // the body changes; a stale validator would lie
+	if res.StatusCode == http.StatusSwitchingProtocols {
+		// crmgate never asks to switch protocols; a 101 would turn the
+		// connection into a tunnel to the CRM that nothing inspects.
+		_ = res.Body.Close()
+		return errResponseUninspectable(errors.New("crm switched protocols"))
+	}
 	if res.Request.Method == http.MethodHead || res.StatusCode == http.StatusNoContent ||
 		res.StatusCode == http.StatusNotModified || res.StatusCode < 200 {
 		return nil
@@ -170,7 +176,7 @@ func (h *Handler) recordRule(x *exchange) (redact.RecordRule, error) {
 	if err != nil {
 		return nil, errPolicy(err)
 	}
-	return f, nil
+	return h.withQueryGuard(x, f), nil
 }
 
 // decodedBody undoes a content coding crmgate can read, so redaction sees

@@ -69,8 +69,10 @@ func suiteShape() Shape {
 		FieldsPath: []string{"attributes"},
 		IDField:    "id",
 		// A V8 list's meta carries "total-pages" and, since 7.11,
-		// "records-on-this-page": both reveal how many records exist.
-		TotalPaths: [][]string{{"meta", "total-pages"}, {"meta", "records-on-this-page"}},
+		// "records-on-this-page": both reveal how many records exist. So
+		// does a paged list's links.last (its page[number] is the page
+		// count); links.next only says whether more follow.
+		TotalPaths: [][]string{{"meta", "total-pages"}, {"meta", "records-on-this-page"}, {"links", "last"}},
 	}
 }
 

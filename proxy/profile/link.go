@@ -1,0 +1,31 @@
+package profile
+
+// LinkModule returns the module of the records behind a standard link of
+// this CRM (SuiteCRM's relationship link names, EspoCRM's link names), so a
+// relate or unlink can check the related records too, not only the parent.
+// The tables hold the links both CRMs ship; a link they do not hold (a
+// custom relationship) is ok=false and the proxy refuses to act on it
+// unchecked. The standard names mean the same module on every parent.
+func (p *Profile) LinkModule(link string) (string, bool) {
+	m, ok := linkModules[p.Name][link]
+	return m, ok
+}
+
+// linkModules are the standard link names of each built-in CRM. Sources:
+// SuiteCRM's vardefs (modules/*/vardefs.php "link" fields) and EspoCRM's
+// entityDefs (application/Espo/Modules/Crm/Resources/metadata/entityDefs).
+var linkModules = map[string]map[string]string{
+	"suitecrm8": {
+		"accounts": "Accounts", "contacts": "Contacts", "leads": "Leads", "opportunities": "Opportunities",
+		"cases": "Cases", "calls": "Calls", "meetings": "Meetings", "tasks": "Tasks", "notes": "Notes",
+		"documents": "Documents", "bugs": "Bugs", "project": "Project", "campaigns": "Campaigns",
+		"aos_quotes": "AOS_Quotes", "aos_contracts": "AOS_Contracts", "aos_invoices": "AOS_Invoices",
+		"aos_products": "AOS_Products",
+	},
+	"espocrm": {
+		"accounts": "Account", "account": "Account", "contacts": "Contact", "contact": "Contact", "leads": "Lead",
+		"opportunities": "Opportunity", "cases": "Case", "calls": "Call", "meetings": "Meeting", "tasks": "Task",
+		"notes": "Note", "documents": "Document", "emails": "Email", "targetLists": "TargetList",
+		"campaigns": "Campaign", "quotes": "Quote", "products": "Product",
+	},
+}
