@@ -154,3 +154,13 @@ func (s *sessions) close() error {
 	s.login.Close()
 	return s.store.Close()
 }
+
+// SessionStore returns the session store of the browser login, or nil when
+// identity.oidc is not configured (tools and tests that create or inspect
+// sessions directly).
+func (a *App) SessionStore() session.Store {
+	if a.sessions == nil {
+		return nil
+	}
+	return a.sessions.store
+}
