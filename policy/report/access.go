@@ -21,7 +21,10 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"runtime"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/crmgate/crmgate/policy"
@@ -199,17 +202,46 @@ func BuildAccess(ctx context.Context, o AccessOptions) (*Access, error) {
 		a.Samples[role] = s
 		subjects[role] = [2]*policy.Subject{s.subject(role, false), s.subject(role, true)}
 	}
-	for _, module := range o.Modules {
-		ma := ModuleAccess{Module: module}
-		for _, role := range roles {
-			ra, err := ev.role(ctx, role, module, actions, subjects[role])
-			if err != nil {
-				return nil, fmt.Errorf("%s: %w", op, err)
+	// Modules are evaluated in parallel (a report is thousands of
+	// evaluations) and collected in order, so the output does not depend
+	// on scheduling.
+	results := make([]ModuleAccess, len(o.Modules))
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		wg       sync.WaitGroup
+		errOnce  sync.Once
+		firstErr error
+		next     atomic.Int64
+	)
+	for range min(runtime.GOMAXPROCS(0), len(o.Modules)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := int(next.Add(1) - 1); i < len(o.Modules) && ctx.Err() == nil; i = int(next.Add(1) - 1) {
+				ma := ModuleAccess{Module: o.Modules[i]}
+				for _, role := range roles {
+					ra, err := ev.role(ctx, role, ma.Module, actions, subjects[role])
+					if err != nil {
+						errOnce.Do(func() { firstErr = err; cancel() })
+						return
+					}
+					if ra != nil {
+						ma.Roles = append(ma.Roles, *ra)
+					}
+				}
+				results[i] = ma
 			}
-			if ra != nil {
-				ma.Roles = append(ma.Roles, *ra)
-			}
-		}
+		}()
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return nil, fmt.Errorf("%s: %w", op, firstErr)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	for _, ma := range results {
 		if len(ma.Roles) == 0 {
 			a.Omitted++
 			continue

@@ -77,8 +77,8 @@ func DormantReport(ctx context.Context, cfg *config.Config, days int, now time.T
 
 // reportHandlers are the admin listener's report endpoints. lastSeen is the
 // session store of this process, nil without browser sessions.
-func reportHandlers(cfg *config.Config, engine report.Decider, prof *profile.Profile, lastSeen report.LastSeener, log *zap.Logger) map[string]http.Handler {
-	r := &reports{cfg: cfg, engine: engine, profile: prof, lastSeen: lastSeen, now: time.Now, log: log}
+func reportHandlers(cfg *config.Config, engine report.Decider, prof *profile.Profile, lastSeen report.LastSeener, now func() time.Time, log *zap.Logger) map[string]http.Handler {
+	r := &reports{cfg: cfg, engine: engine, profile: prof, lastSeen: lastSeen, now: now, log: log}
 	return map[string]http.Handler{
 		"GET /admin/reports/access":  http.HandlerFunc(r.access),
 		"GET /admin/reports/dormant": http.HandlerFunc(r.dormant),
@@ -95,7 +95,7 @@ func withReports(extra map[string]http.Handler, cfg *config.Config, engine repor
 	if out == nil {
 		out = map[string]http.Handler{}
 	}
-	maps.Copy(out, reportHandlers(cfg, engine, prof, seen, log.Named("reports")))
+	maps.Copy(out, reportHandlers(cfg, engine, prof, seen, time.Now, log.Named("reports")))
 	return out
 }
 
