@@ -194,6 +194,7 @@ func composeProblems(t *testing.T, p *types.Project, configPath string) []string
 // TestComposeFile loads the compose file with compose-go and checks it;
 // then breaks it in copies to see each check fail.
 func TestComposeFile(t *testing.T) {
+	t.Parallel()
 	p, err := loadCompose(t, exampleEnv(t, true))
 	if err != nil {
 		t.Fatalf("load %s: %v", composeFile, err)

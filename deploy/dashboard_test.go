@@ -59,6 +59,7 @@ func loadDashboard(t *testing.T) dashboard {
 // any Prometheus data source: recent schema, a data-source variable every
 // query goes through, and panels that each query something.
 func TestDashboardStructure(t *testing.T) {
+	t.Parallel()
 	d := loadDashboard(t)
 	if d.SchemaVersion < 36 {
 		t.Errorf("schemaVersion %d, want >= 36", d.SchemaVersion)
@@ -136,6 +137,7 @@ var grafanaToPromQL = strings.NewReplacer(
 // TestDashboardQueriesParse hands every dashboard expression to promtool
 // (as recording rules), which parses them with Prometheus's own parser.
 func TestDashboardQueriesParse(t *testing.T) {
+	t.Parallel()
 	promtool := requireTool(t, "promtool")
 	type rule struct {
 		Record string `yaml:"record"`
@@ -176,6 +178,7 @@ func TestDashboardQueriesParse(t *testing.T) {
 // TestAlertRulesStructure: every alert routes (severity), explains itself
 // (summary, description) and has a unique name.
 func TestAlertRulesStructure(t *testing.T) {
+	t.Parallel()
 	rf := loadRules(t)
 	names := map[string]bool{}
 	var alerts int

@@ -173,6 +173,7 @@ func imageConfigPath(t *testing.T) string {
 // TestDockerfile checks the image invariants, and that each one is
 // enforced by breaking it in a copy.
 func TestDockerfile(t *testing.T) {
+	t.Parallel()
 	src := string(readFile(t, dockerfilePath))
 	for _, p := range dockerfileProblems(src) {
 		t.Error(p)

@@ -618,6 +618,7 @@ func writeTestFile(t *testing.T, path, data string) {
 // security settings, probes on the admin port, secrets from a Secret, and
 // the mounted configuration loading with the mounted policy.
 func TestKustomizeBase(t *testing.T) {
+	t.Parallel()
 	r, err := kustomizeBuild(filesys.MakeFsOnDisk(), kustomizeDir)
 	if err != nil {
 		t.Fatal(err)
@@ -631,6 +632,7 @@ func TestKustomizeBase(t *testing.T) {
 // every policy and data file of rego/ (tests excluded), so a rule file
 // added there cannot be missing from the cluster.
 func TestKustomizePolicyIsTheReferencePolicy(t *testing.T) {
+	t.Parallel()
 	r, err := kustomizeBuild(filesys.MakeFsOnDisk(), kustomizeDir)
 	if err != nil {
 		t.Fatal(err)
@@ -666,6 +668,7 @@ func TestKustomizePolicyIsTheReferencePolicy(t *testing.T) {
 // TestKustomizeChecksBite breaks the base in an in-memory copy, one way at
 // a time, and expects kubeProblems to notice each.
 func TestKustomizeChecksBite(t *testing.T) {
+	t.Parallel()
 	disk := filesys.MakeFsOnDisk()
 	load := func(t *testing.T) filesys.FileSystem {
 		t.Helper()
@@ -714,6 +717,7 @@ func TestKustomizeChecksBite(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
 			fsys := load(t)
 			p := filepath.Clean("/work/deploy/" + kustomizeDir + "/" + c.file)
 			b, err := fsys.ReadFile(p)

@@ -406,6 +406,7 @@ func (discardSyncer) Sync() error                 { return nil }
 // /metrics: a renamed metric or a misspelt label value would otherwise
 // leave a panel empty or an alert silently unable to fire.
 func TestMetricsExistInRunningCrmgate(t *testing.T) {
+	t.Parallel()
 	s := runningScrape(t)
 	refs := append(dashboardExprs(t), ruleExprs(t)...)
 	seen := map[string]bool{}
@@ -432,6 +433,7 @@ func TestMetricsExistInRunningCrmgate(t *testing.T) {
 // TestDashboardShowsEveryCrmgateMetric: each crmgate_ family a running
 // crmgate exports has a panel, so a new metric is not forgotten.
 func TestDashboardShowsEveryCrmgateMetric(t *testing.T) {
+	t.Parallel()
 	s := runningScrape(t)
 	used := map[string]bool{}
 	for _, r := range dashboardExprs(t) {
@@ -460,6 +462,7 @@ func TestDashboardShowsEveryCrmgateMetric(t *testing.T) {
 // TestCheckExprCatchesMistakes feeds the checker the mistakes it exists
 // to catch; each must be reported.
 func TestCheckExprCatchesMistakes(t *testing.T) {
+	t.Parallel()
 	s := runningScrape(t)
 	cases := []struct{ name, expr, want string }{
 		{"misspelt name", `rate(crmgate_decision_total[5m])`, "not exported"},
@@ -493,6 +496,7 @@ func TestCheckExprCatchesMistakes(t *testing.T) {
 // scraping with the admin token; without it (or with a wrong one) the
 // admin listener must refuse.
 func TestMetricsNeedAdminToken(t *testing.T) {
+	t.Parallel()
 	cfg := demo.Config("127.0.0.1:1", "127.0.0.1:2", "http://127.0.0.1:3", "http://127.0.0.1:4", adminToken, "s3cret")
 	cfg.Identity.Bearer.Enabled = false
 	a, err := app.Build(context.Background(), cfg, app.Deps{PolicyFS: refpolicy.FS, DecisionLogWriter: discardSyncer{}})

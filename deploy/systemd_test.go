@@ -80,6 +80,7 @@ func hardeningProblems(d map[string][]string) []string {
 // TestSystemdUnitHardening checks the directives crmgate relies on; the
 // weakened copies must fail, or the check is not checking.
 func TestSystemdUnitHardening(t *testing.T) {
+	t.Parallel()
 	unit := readFile(t, unitPath)
 	d := unitDirectives(t, unit)
 	for _, p := range hardeningProblems(d) {
@@ -131,6 +132,7 @@ func testableUnit(t *testing.T, dir string, unit []byte) string {
 // failure, since verify exits 0 on unknown keys) and the offline security
 // assessment, whose exposure must stay at 2.0 or below.
 func TestSystemdAnalyze(t *testing.T) {
+	t.Parallel()
 	sa := requireTool(t, "systemd-analyze")
 	unit := readFile(t, unitPath)
 	run := func(t *testing.T, u []byte, args ...string) (string, error) {
