@@ -235,9 +235,12 @@ func (e *env) do(method, path, persona, body string, hdr ...string) response {
 	return response{Status: res.StatusCode, Header: res.Header, Body: b}
 }
 
-// flushLog closes the app so every queued decision-log line is written.
+// flushLog waits for every in-flight request (a handler records its
+// decision after the client may already have its answer), then closes the
+// app so every queued decision-log line is written.
 func (e *env) flushLog() []map[string]any {
 	e.t.Helper()
+	e.proxy.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := e.app.Close(ctx); err != nil {

@@ -236,11 +236,11 @@ func TestDecisionLogAndCounterPerRequest(t *testing.T) {
 	for _, q := range reqs {
 		e.do(q.method, q.path, q.persona, "")
 	}
+	lines := e.flushLog()
 	total := sumMetric(t, e, "crmgate_decisions_total")
 	if int(total) != len(reqs) {
 		t.Errorf("crmgate_decisions_total = %v, want %d", total, len(reqs))
 	}
-	lines := e.flushLog()
 	if len(lines) != len(reqs) {
 		t.Fatalf("%d decision-log lines for %d requests", len(lines), len(reqs))
 	}
