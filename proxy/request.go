@@ -16,8 +16,7 @@ import (
 )
 
 // checkRequestLine refuses what no CRM API needs and what only serves to
-// confuse a proxy: exotic methods and absolute-form targets naming another
-// host.
+// confuse a proxy: exotic methods and absolute-form targets.
 func checkRequestLine(r *http.Request) error {
 	switch r.Method {
 	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete:
@@ -25,8 +24,11 @@ func checkRequestLine(r *http.Request) error {
 		return &Problem{Status: http.StatusMethodNotAllowed, Kind: "method-not-allowed", Title: "Method not allowed",
 			Detail: "crmgate does not forward this method.", Outcome: OutcomeDeny, Reason: "method not allowed"}
 	}
-	if r.URL.Host != "" && !strings.EqualFold(r.URL.Host, r.Host) {
-		return errBadRequest("The request target names another host.", "absolute-form target", nil)
+	// Go's server replaces the Host header with an absolute-form target's
+	// host, so the two cannot be compared: crmgate is an origin to its
+	// clients, not a forward proxy, and refuses absolute-form altogether.
+	if r.URL.Host != "" || r.URL.Scheme != "" {
+		return errBadRequest("The request target names a host.", "absolute-form target", nil)
 	}
 	return nil
 }

@@ -3,7 +3,9 @@ package app_test
 import (
 	"bufio"
 	"net/http"
+	"strings"
 	"testing"
+	"testing/fstest"
 )
 
 func recordAttacks() []attack {
@@ -86,6 +88,10 @@ func recordAttacks() []attack {
 			unchanged("Cases", "cs-1", "name", "Delivery damaged")),
 		write("delete/espo warehouse task", "espocrm", "alice", "DELETE", "/api/v1/Task/t-3", "", 404, "not-found", reached("GET /api/v1/Task/t-3"),
 			unchanged("Tasks", "t-3", "name", "Stock check: garden sets")),
+		read("masking/espo mobile number of a contact", "espocrm", "alice", "/api/v1/Contact/c-1", 200, "",
+			[]string{"7700 900001", "pat.customer@"}, reached("GET /api/v1/Contact/c-1")),
+		read("masking/espo mobile numbers in a list", "espocrm", "alice", "/api/v1/Contact", 200, "",
+			[]string{"7700 900001", "7700 900005", "7700 900006"}, reached("GET /api/v1/Contact")),
 		{name: "list/paging links do not count hidden records", method: "GET", path: m + "Accounts?page[size]=1", persona: "alice", status: 200,
 			leak:  append([]string{"page%5Bnumber%5D=6", "page[number]=6", "total-pages"}, otherStoresAccounts...),
 			reach: reached("GET " + m + "Accounts?page[size]=1")},
@@ -233,5 +239,82 @@ func responseAttacks() []attack {
 		{name: "list/hidden field in the list envelope", method: "GET", path: "/Api/V8/module/AOS_Products", persona: "alice",
 			upstream: staticCRM(200, json, `{"meta":{"cost":987654},"data":[{"type":"AOS_Products","id":"p-1","attributes":{"name":"Oak","cost":987654}}]}`),
 			status:   200, leak: []string{`"cost"`, "987654"}, reach: reached("GET /Api/V8/module/AOS_Products")},
+	}
+}
+
+// recordHiddenPolicy hides one employee's salary by the record rule only:
+// the module decision hides nothing, so only the record rule can tell that
+// a filter or sort on salary_c would reveal Bob's salary.
+const recordHiddenPolicy = `package crmgate
+
+default allow := false
+
+allow if input.subject.id == "alice"
+
+default record_allow := false
+
+record_allow if input.subject.id == "alice"
+
+record_hidden_fields contains "salary_c" if input.record.id == "e-sales2"
+`
+
+// recordHiddenAttacks are filter and sort oracles on a field the record
+// rule hides for some records: those records are left out of a list
+// filtered or sorted on the field, so whether they matched reveals
+// nothing.
+func recordHiddenAttacks() []attack {
+	ids := func(want, notWant string) func(t *testing.T, e *env, r response) {
+		return func(t *testing.T, e *env, r response) {
+			t.Helper()
+			body := string(r.Body)
+			if want != "" && !strings.Contains(body, `"id":"`+want+`"`) {
+				t.Errorf("%s missing from %s", want, body)
+			}
+			if notWant != "" && strings.Contains(body, `"id":"`+notWant+`"`) {
+				t.Errorf("%s listed although its salary is hidden and the query uses it: %.300s", notWant, body)
+			}
+		}
+	}
+	emp := "/Api/V8/module/Employees"
+	list := func(name, query, want, notWant string) attack {
+		return attack{name: "record-hidden/" + name, method: "GET", path: emp + query, persona: "alice", status: 200,
+			leak: []string{"26800"}, reach: reached("GET " + emp + query), check: ids(want, notWant)}
+	}
+	return []attack{
+		list("no query lists the record without the field", "", "e-sales2", ""),
+		list("filter on the hidden field", "?filter[salary_c][gt]=0", "e-sales1", "e-sales2"),
+		list("filter that would exclude it", "?filter[salary_c][lt]=27000", "", "e-sales2"),
+		list("sort on the hidden field", "?sort=-salary_c", "e-admin", "e-sales2"),
+		list("filter on a visible field", "?filter[last_name][eq]=Sales", "e-sales2", ""),
+	}
+}
+
+func TestBypassRecordHiddenQuery(t *testing.T) {
+	t.Parallel()
+	cases := recordHiddenAttacks()
+	e := newEnvFS(t, fstest.MapFS{"p.rego": {Data: []byte(recordHiddenPolicy)}})
+	for _, a := range cases {
+		t.Run(a.name, func(t *testing.T) {
+			e.t = t
+			e.upstream.reset()
+			r := e.send(a)
+			checkResponse(t, a, r)
+			got := e.upstream.crmRequests()
+			checkUpstreamHeaders(t, e, got)
+			a.reach(t, got)
+			a.check(t, e, r)
+		})
+	}
+}
+
+// TestBypassCorpusSize keeps the corpus at the size issue 6 asks for.
+func TestBypassCorpusSize(t *testing.T) {
+	n := len(pathAttacks()) + len(methodAttacks()) + len(overrideAttacks()) + len(headerAttacks()) + len(hostAttacks()) +
+		len(jsonAttacks()) + len(contentTypeAttacks()) + len(encodingAttacks()) + len(oversizeAttacks()) + len(tokenAttacks(t)) +
+		len(recordAttacks()) + len(queryAttacks()) + len(responseAttacks()) + len(recordHiddenAttacks()) +
+		len(rawHostAttacks()) + len(smuggleAttacks()) + len(rawOversizeAttacks())
+	t.Logf("bypass corpus: %d cases", n)
+	if n < 200 {
+		t.Fatalf("bypass corpus has %d cases, want at least 200", n)
 	}
 }

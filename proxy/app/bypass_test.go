@@ -7,7 +7,6 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/crmgate/crmgate/config"
@@ -264,25 +263,9 @@ func reached(want ...string) func(t *testing.T, got []seen) {
 	}
 }
 
-// corpusCount counts the cases the corpus defines, for TestBypassCorpusSize.
-var corpusCount struct {
-	sync.Mutex
-	n map[string]int
-}
-
-func count(category string, n int) {
-	corpusCount.Lock()
-	defer corpusCount.Unlock()
-	if corpusCount.n == nil {
-		corpusCount.n = map[string]int{}
-	}
-	corpusCount.n[category] = n
-}
-
 // category runs one category's cases in parallel with the other
 // categories.
 func category(t *testing.T, name string, cases []attack) {
-	count(name, len(cases))
 	t.Run(name, func(t *testing.T) {
 		t.Parallel()
 		runAttacks(t, cases)
