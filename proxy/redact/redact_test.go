@@ -105,7 +105,7 @@ func TestTransformShapes(t *testing.T) {
 			mode:  ModeList,
 			in:    `{"data":[{"type":"Accounts","id":"a1","attributes":{"name":"Acme","phone":"5551234567","cost":10,"owner":"u2"}}],"meta":{"total-pages":7,"records-on-this-page":1},"links":{"next":"/n"}}`,
 			want:  `{"data":[{"type":"Accounts","id":"a1","attributes":{"name":"Acme","phone":"******4567","owner":"u2"}}],"meta":{"total-pages":7,"records-on-this-page":1},"links":{"next":"/n"}}`,
-			stats: Stats{Returned: 1, Redacted: 2, IDs: []string{"a1"}},
+			stats: Stats{Returned: 1, Redacted: 2, Masked: 1, IDs: []string{"a1"}},
 		},
 		{
 			name:  "suite list drops records and rewrites meta after the list",
@@ -137,7 +137,7 @@ func TestTransformShapes(t *testing.T) {
 			mode:  ModeRecord,
 			in:    `{"data":{"type":"Accounts","id":"a1","attributes":{"name":"A","phone":"123"},"relationships":{"x":{"data":[{"id":"c","meta":{"cost":5}}]}}}}`,
 			want:  `{"data":{"type":"Accounts","id":"a1","attributes":{"name":"A","phone":"***"},"relationships":{"x":{"data":[{"id":"c","meta":{}}]}}}}`,
-			stats: Stats{Returned: 1, Redacted: 2, IDs: []string{"a1"}},
+			stats: Stats{Returned: 1, Redacted: 2, Masked: 1, IDs: []string{"a1"}},
 		},
 		{
 			name:  "suite record allowed with record hidden fields",
@@ -200,7 +200,7 @@ func TestTransformShapes(t *testing.T) {
 			mode:  ModeList,
 			in:    `{"total":57,"list":[{"id":"1","phone":"5551234567","cost":3}]}`,
 			want:  `{"total":57,"list":[{"id":"1","phone":"******4567"}]}`,
-			stats: Stats{Returned: 1, Redacted: 2, IDs: []string{"1"}},
+			stats: Stats{Returned: 1, Redacted: 2, Masked: 1, IDs: []string{"1"}},
 		},
 		{
 			name:  "espo record hidden fields only for that record",
@@ -208,7 +208,7 @@ func TestTransformShapes(t *testing.T) {
 			mode:  ModeList,
 			in:    `{"list":[{"id":"1","owner":"u1","phone":"5551234"},{"id":"2","owner":"u1-secret","phone":"5559876","nested":{"phone":"x"}}],"total":2}`,
 			want:  `{"list":[{"id":"1","owner":"u1","phone":"***1234"},{"id":"2","owner":"u1-secret","nested":{}}],"total":-2}`,
-			stats: Stats{Returned: 2, Redacted: 3, IDs: []string{"1", "2"}},
+			stats: Stats{Returned: 2, Redacted: 3, Masked: 1, IDs: []string{"1", "2"}},
 		},
 		{
 			name:  "espo record at the root",
@@ -224,7 +224,7 @@ func TestTransformShapes(t *testing.T) {
 			mode:  ModeOther,
 			in:    `{"errors":[{"detail":"x","meta":{"Cost":1,"phone":"12345"}}],"data":[{"id":"a2","attributes":{"owner":"u2"}}]}`,
 			want:  `{"errors":[{"detail":"x","meta":{"phone":"*2345"}}],"data":[{"id":"a2","attributes":{"owner":"u2"}}]}`,
-			stats: Stats{Redacted: 2},
+			stats: Stats{Redacted: 2, Masked: 1},
 		},
 		{
 			name: "other mode: scalar document",
@@ -308,7 +308,7 @@ func TestTransformVisible(t *testing.T) {
 			mode:  ModeRecord,
 			in:    `{"id":"1","name":"A","phone":"1"}`,
 			want:  `{"id":"1","phone":"[redacted]"}`,
-			stats: Stats{Returned: 1, Redacted: 2, IDs: []string{"1"}},
+			stats: Stats{Returned: 1, Redacted: 2, Masked: 1, IDs: []string{"1"}},
 		},
 		{
 			name:  "fields the record rule reads are still cut by the allow-list",

@@ -263,6 +263,10 @@ func (w *walker) generic(d *jsontext.Decoder, nm names) error {
 				// field was already counted when it was masked.
 				if nm.base || e.mask == maskNone || d.PeekKind() == 'n' {
 					w.stats.Redacted++
+				} else {
+					// Masked on the first pass, removed now: it counts as
+					// removed, not masked.
+					w.stats.Masked--
 				}
 				if err := d.SkipValue(); err != nil {
 					return err
