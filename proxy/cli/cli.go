@@ -1,11 +1,6 @@
-// Command crmgate is an identity-aware reverse proxy that enforces a CRM's
-// access policy: it authenticates users with OpenID Connect, classifies each
-// request as CRM module + record + action, decides with Rego, and redacts
-// and filters what the CRM returns.
-//
-// main is the composition root: it parses the command line, loads the
-// configuration, and hands everything to proxy/app.
-package main
+// Package cli is crmgate's command line: it parses the subcommands, loads
+// the configuration and hands everything to proxy/app. main only calls Run.
+package cli
 
 import (
 	"context"
@@ -27,9 +22,6 @@ import (
 	"github.com/crmgate/crmgate/proxy/demo"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
-
 const usage = `crmgate — identity-aware reverse proxy for CRMs
 
 Usage:
@@ -49,12 +41,9 @@ Usage:
 Run "crmgate COMMAND --help" for a command's flags.
 `
 
-func main() {
-	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
-}
-
-// run returns the process exit code: 0 ok, 1 failure, 2 usage error.
-func run(args []string, stdout, stderr io.Writer) int {
+// Run executes one crmgate command and returns the process exit code: 0
+// ok, 1 failure, 2 usage error. version is the build's version string.
+func Run(args []string, stdout, stderr io.Writer, version string) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return 2
@@ -64,11 +53,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	var err error
 	switch args[0] {
 	case "serve":
-		err = cmdServe(ctx, args[1:], stderr)
+		err = cmdServe(ctx, args[1:], stderr, version)
 	case "check":
 		err = cmdCheck(ctx, args[1:], stdout, stderr)
 	case "demo":
-		err = cmdDemo(ctx, args[1:], stdout, stderr)
+		err = cmdDemo(ctx, args[1:], stdout, stderr, version)
 	case "sessions":
 		err = cmdSessions(ctx, args[1:], stdout, stderr)
 	case "explain":
@@ -138,7 +127,7 @@ func newLogger(stderr io.Writer) *zap.Logger {
 	return zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(cfg), zapcore.Lock(zapcore.AddSync(stderr)), zap.InfoLevel))
 }
 
-func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
+func cmdServe(ctx context.Context, args []string, stderr io.Writer, version string) error {
 	fs := newFlags("serve", "serve --config FILE", stderr)
 	cfgPath := fs.String("config", "", "configuration file (YAML)")
 	if err := parse(fs, args); err != nil {
@@ -215,7 +204,7 @@ func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	return nil
 }
 
-func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer, version string) error {
 	fs := newFlags("demo", "demo [--listen ADDR]", stderr)
 	listen := fs.String("listen", "127.0.0.1:8080", "address of the demo proxy (loopback only)")
 	if err := parse(fs, args); err != nil {

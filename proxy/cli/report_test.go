@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"bytes"
@@ -66,7 +66,7 @@ func TestReportAccessCLI(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errs)
 	}
-	want, err := os.ReadFile(filepath.Join("policy", "report", "testdata", "access.md"))
+	want, err := os.ReadFile(filepath.Join("..", "..", "policy", "report", "testdata", "access.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
