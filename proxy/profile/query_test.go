@@ -108,3 +108,14 @@ func TestFieldRefParts(t *testing.T) {
 		t.Fatalf("parts = %v", got)
 	}
 }
+
+func BenchmarkQueryFields(b *testing.B) {
+	espo := mustBuiltin(b, "espocrm")
+	q := "maxSize=20&offset=40&orderBy=name&order=asc&where[0][type]=equals&where[0][attribute]=status&where[0][value]=Active&select=id,name,status"
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := espo.QueryFields(q); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
