@@ -1,0 +1,150 @@
+#!/usr/bin/env bash
+# Load harness (issue 6): in one run, on loopback, drives the bare Go reverse
+# proxy, nginx as a plain reverse proxy, and crmgate in four modes (bearer
+# JWT with and without the decision log, browser sessions in memory and in
+# Redis) with wrk, the same connections, threads, duration and persona mix
+# for each, and prints one table with every ratio to the bare Go proxy.
+#
+#   test/load/run.sh                      # 32 connections, 2 threads, 15 s each
+#   CONNS=64 DURATION=30s test/load/run.sh
+#
+# The targets come from test/load/targets (see its doc comment). Finishes in
+# well under five minutes at the defaults and stops everything it started.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+CONNS=${CONNS:-32}
+THREADS=${THREADS:-2}
+DURATION=${DURATION:-15s}
+WARMUP=${WARMUP:-3s}
+REDIS=${REDIS:-127.0.0.1:6379}
+
+log() { printf '== %s\n' "$*" >&2; }
+
+apt_updated=0
+need_pkg() { # need_pkg COMMAND PACKAGE
+  command -v "$1" >/dev/null 2>&1 && return 0
+  [ -x "/usr/sbin/$1" ] && return 0
+  log "installing $2"
+  if [ "$apt_updated" = 0 ]; then apt-get update -qq; apt_updated=1; fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null
+}
+
+command -v go >/dev/null 2>&1 || export PATH="$PATH:/usr/local/go/bin"
+need_pkg wrk wrk
+need_pkg nginx nginx-light
+need_pkg redis-server redis-server
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+
+work=$(mktemp -d /tmp/crmgate-load.XXXXXX)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT INT TERM
+
+# The session-redis mode needs Redis; start one on loopback if none answers.
+redis_host=${REDIS%:*} redis_port=${REDIS##*:}
+if ! redis-cli -h "$redis_host" -p "$redis_port" ping >/dev/null 2>&1; then
+  log "starting redis-server on $REDIS"
+  redis-server --bind "$redis_host" --port "$redis_port" --save "" --appendonly no >"$work/redis.log" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 50); do redis-cli -h "$redis_host" -p "$redis_port" ping >/dev/null 2>&1 && break; sleep 0.1; done
+fi
+
+log "building test/load/targets"
+go build -o "$work/targets" ./test/load/targets
+"$work/targets" -dir "$work" -redis "$REDIS" >"$work/targets.out" 2>"$work/targets.err" &
+targets_pid=$!
+pids+=("$targets_pid")
+for _ in $(seq 300); do
+  [ -f "$work/targets.tsv" ] && break
+  kill -0 "$targets_pid" 2>/dev/null || { cat "$work/targets.err" >&2; exit 1; }
+  sleep 0.1
+done
+[ -f "$work/targets.tsv" ] || { echo "targets did not come up" >&2; cat "$work/targets.err" >&2; exit 1; }
+# shellcheck source=/dev/null
+. "$work/crm.env"
+
+# nginx as a plain reverse proxy to the emulator, with an upstream keepalive
+# pool, adding the same CRM credential the bare Go proxy adds. Everything in
+# $work: no root paths, no system config, loopback only.
+nginx_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+mkdir -p "$work/nginx"
+cat >"$work/nginx/nginx.conf" <<EOF
+worker_processes auto;
+pid $work/nginx/nginx.pid;
+error_log $work/nginx/error.log warn;
+daemon off;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $work/nginx/body;
+  proxy_temp_path $work/nginx/proxy;
+  fastcgi_temp_path $work/nginx/fastcgi;
+  uwsgi_temp_path $work/nginx/uwsgi;
+  scgi_temp_path $work/nginx/scgi;
+  upstream crm {
+    server ${CRM_URL#http://};
+    keepalive 256;
+  }
+  server {
+    listen 127.0.0.1:$nginx_port;
+    keepalive_requests 1000000;
+    location / {
+      proxy_pass http://crm;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Authorization "Bearer $CRM_TOKEN";
+      proxy_buffering on;
+    }
+  }
+}
+EOF
+"$NGINX" -p "$work/nginx" -c "$work/nginx/nginx.conf" 2>"$work/nginx/stderr" &
+pids+=($!)
+for _ in $(seq 50); do curl -fs -o /dev/null "http://127.0.0.1:$nginx_port/Api/V8/module/Accounts/load-2k" && break; sleep 0.1; done
+curl -fs -o /dev/null "http://127.0.0.1:$nginx_port/Api/V8/module/Accounts/load-2k" \
+  || { echo "nginx did not come up" >&2; cat "$work/nginx/stderr" "$work/nginx/error.log" >&2; exit 1; }
+
+# Order: the bare Go proxy first (the reference), then nginx, then crmgate.
+{
+  head -n1 "$work/targets.tsv"
+  printf 'nginx\thttp://127.0.0.1:%s\t%s\t-\n' "$nginx_port" "$work/plain.lua"
+  tail -n +2 "$work/targets.tsv"
+} >"$work/order.tsv"
+
+log "wrk: $CONNS connections, $THREADS threads, $DURATION per target (after a $WARMUP warm-up)"
+results="$work/results.tsv"
+: >"$results"
+while IFS=$'\t' read -r name url script _admin; do
+  wrk -c "$CONNS" -t "$THREADS" -d "$WARMUP" -s "$script" "$url" >/dev/null 2>&1 || true
+  line=$(wrk -c "$CONNS" -t "$THREADS" -d "$DURATION" -s "$script" "$url" 2>&1 | grep '^RESULT' || true)
+  [ -n "$line" ] || { echo "wrk against $name printed no result" >&2; exit 1; }
+  printf '%s %s\n' "$name" "${line#RESULT }" >>"$results"
+  log "$name done"
+done <"$work/order.tsv"
+
+kill -0 "$targets_pid" 2>/dev/null || { echo "targets died during the run" >&2; cat "$work/targets.err" >&2; exit 1; }
+
+echo
+echo "crmgate load harness — $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPU ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), wrk -c $CONNS -t $THREADS -d $DURATION"
+echo "mix: 35% 2 KB record reads, 30% 50-record lists (filtered), 10% product lists (buy price hidden), 10% contact reads (masked), 5% customer own account, 10% denied (403 from crmgate; the plain proxies pass them to the CRM)"
+awk '
+  NR == 1 { base_rps = $2; base_p99 = $4 }
+  { rows[NR] = $0 }
+  END {
+    printf "%-24s %10s %9s %9s %8s %10s %8s %6s %7s\n", "target", "req/s", "p50 ms", "p99 ms", "x bare", "p99 delta", "200", "403", "errors"
+    fail = 0
+    for (i = 1; i <= NR; i++) {
+      split(rows[i], f, " ")
+      errs = f[7] + f[8]
+      printf "%-24s %10.0f %9.3f %9.3f %7.0f%% %+9.3fms %8d %6d %7d\n", f[1], f[2], f[3], f[4], 100 * f[2] / base_rps, f[4] - base_p99, f[5], f[6], errs
+      if (errs > 0) fail = 1
+    }
+    print ""
+    print "targets (issue 6): crmgate >= 70% of bare-go req/s, p99 <= bare-go p99 + 1 ms; errors = statuses other than 200/403 plus socket errors"
+    exit fail
+  }' "$results"
