@@ -361,6 +361,10 @@ func (c *Config) validatePolicy(ps *problems) {
 	if len(p.Paths) == 0 && p.Bundle.URL == "" {
 		ps.add("policy.paths", 0, "required: set policy.paths or policy.bundle.url")
 	}
+	if len(p.Paths) > 0 && p.Bundle.URL != "" {
+		// Each source would replace the other's policy on its next reload.
+		ps.add("policy.bundle.url", 0, "set together with policy.paths: use one policy source")
+	}
 	for i, f := range p.Paths {
 		if f == "" {
 			ps.add(index("policy.paths", i), 0, "must not be empty")

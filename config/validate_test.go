@@ -274,6 +274,7 @@ func TestValidateRefuses(t *testing.T) {
 
 		// policy
 		{"no policy", func(c *Config) { c.Policy.Paths = nil }, "policy.paths", "required"},
+		{"two policy sources", func(c *Config) { c.Policy.Bundle.URL = "https://bundles.example.com/crmgate.tar.gz" }, "policy.bundle.url", "one policy source"},
 		{"empty policy path", func(c *Config) { c.Policy.Paths = []string{""} }, "policy.paths[0]", "must not be empty"},
 		{"watch without paths", func(c *Config) {
 			c.Policy.Paths = nil

@@ -108,7 +108,10 @@ func Config(listen, adminListen, crmURL, issuerURL, adminToken, clientSecret str
 	c.Identity.Bearer = config.Bearer{Enabled: true, Issuer: issuerURL, Audiences: []string{Audience}}
 	c.Identity.Claims.Attributes = map[string]string{"crm_user_id": "crm_user_id", "account_id": "account_id", "contact_id": "contact_id"}
 	c.Identity.MFA.AMR = []string{"otp", "mfa", "hwk"}
-	c.Identity.MFA.StepUpACR = "urn:crmgate:acr:mfa"
+	// The acr crmgate asks for on step-up must itself count as MFA, or a
+	// token that satisfies the challenge would be challenged again.
+	c.Identity.MFA.StepUpACR = issuer.ACRMFA
+	c.Identity.MFA.ACR = []string{issuer.ACRMFA}
 	c.Policy.Paths = []string{"embedded:rego"}
 	c.Metrics.Roles = []string{"customer", "sales", "line_manager", "inventory_manager", "admin"}
 	c.Admin.Token = adminToken
