@@ -8,9 +8,9 @@
 #   test/soak/run.sh                          # 30 minutes, crmgate-session-redis
 #   SOAK=2m TARGET=crmgate-bearer test/soak/run.sh
 #
-# The rate is set with wrk2-style pacing where available; plain Debian wrk has
-# no rate flag, so the script lowers the connection count until a 10 s probe
-# stays under 70% of the capacity measured first.
+# Debian's wrk has no rate flag (wrk2 is not packaged), so the script halves
+# the connection count until a 10 s probe stays at or under 70% of the
+# capacity it measured first.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -89,7 +89,7 @@ metric() { # metric NAME -> value from crmgate's admin /metrics
 }
 
 samples="$work/samples.tsv"
-printf 'minute\trss_mb\tgoroutines\n' >"$samples"
+printf 'seconds\trss_mb\tgoroutines\n' >"$samples"
 sample() { printf '%s\t%s\t%s\n' "$1" "$(( $(metric process_resident_memory_bytes) / 1048576 ))" "$(metric go_goroutines)" >>"$samples"; }
 
 sample 0
@@ -100,7 +100,7 @@ elapsed=0
 while kill -0 "$wrk_pid" 2>/dev/null; do
   sleep "$SAMPLE" & wait $! || true
   elapsed=$(( elapsed + SAMPLE ))
-  kill -0 "$wrk_pid" 2>/dev/null && sample $(( elapsed / 60 ))
+  kill -0 "$wrk_pid" 2>/dev/null && sample "$elapsed"
 done
 wait "$wrk_pid" || true
 sleep 2
@@ -113,7 +113,7 @@ printf 'throughput %.0f req/s (capacity %.0f), p50 %s ms, p99 %s ms, 200: %s, 40
   "$rps" "$cap" "$p50" "$p99" "$ok" "$denied" "$other" "$sockerr"
 column -t "$samples"
 # Flat: the last sample within 25% (RSS) and 50 goroutines of the first
-# sample taken under load (minute 1), so start-up growth does not count.
+# sample taken under load, so start-up growth does not count.
 awk -F'\t' -v other="$other" -v sockerr="$sockerr" '
   NR == 3 { rss0 = $2; g0 = $3 }
   NR > 1 { rss = $2; g = $3 }
