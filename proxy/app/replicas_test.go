@@ -192,7 +192,6 @@ admin:
 // in front of the SuiteCRM emulator, with the in-process issuer's persona
 // page as their IdP.
 type replicaSet struct {
-	t          *testing.T
 	replicas   []*crmgateProcess
 	redis      *process
 	redisPort  int
@@ -202,7 +201,7 @@ type replicaSet struct {
 func newReplicaSet(t *testing.T) *replicaSet {
 	t.Helper()
 	bin := buildBinary(t)
-	rs := &replicaSet{t: t, redisPort: freePort(t), adminToken: randomString(t)}
+	rs := &replicaSet{redisPort: freePort(t), adminToken: randomString(t)}
 	rs.redis = startPrivateRedis(t, rs.redisPort)
 
 	up := httptest.NewServer(emulator.NewSuiteCRM(emulator.DepartmentStore(), emulator.SuiteOptions{ClientID: "crmgate", ClientSecret: "s3cret"}))
@@ -361,7 +360,13 @@ func TestReplicasShareSessions(t *testing.T) {
 		rs.redis.kill(t)
 
 		for i, r := range rs.replicas {
+			t0 := time.Now()
 			res, body := rs.get(t, ua, i, "application/json")
+			// Failing closed includes answering: a replica that hangs on a
+			// dead Redis holds every client's connection open.
+			if took := time.Since(t0); took > 5*time.Second {
+				t.Fatalf("%s took %v to refuse without Redis", r.name, took)
+			}
 			if res.StatusCode != http.StatusServiceUnavailable || !strings.HasPrefix(res.Header.Get("Content-Type"), "application/problem+json") ||
 				!strings.Contains(body, "session-store-unavailable") || strings.Contains(body, `"data"`) {
 				t.Fatalf("%s API request without Redis: %d %s: %.300s", r.name, res.StatusCode, res.Header.Get("Content-Type"), body)
