@@ -122,12 +122,17 @@ func Build(ctx context.Context, cfg *config.Config, deps Deps) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	auditLog := audit.New(sink, audit.Options{
-		BufferSize:   cfg.DecisionLog.BufferSize,
-		MaskPaths:    cfg.DecisionLog.MaskPaths,
-		MaxRecordIDs: cfg.DecisionLog.MaxRecordIDs,
-		Labels:       map[string]string{"app": "crmgate", "version": deps.Version},
-	}, m, log.Named("audit"))
+	// With decision_log.output none the logger stays nil: events are not
+	// even built, so "logging off" costs nothing on any core.
+	var auditLog *audit.Logger
+	if sink != nil {
+		auditLog = audit.New(sink, audit.Options{
+			BufferSize:   cfg.DecisionLog.BufferSize,
+			MaskPaths:    cfg.DecisionLog.MaskPaths,
+			MaxRecordIDs: cfg.DecisionLog.MaxRecordIDs,
+			Labels:       map[string]string{"app": "crmgate", "version": deps.Version},
+		}, m, log.Named("audit"))
+	}
 
 	hashKey, err := maskHashKey(cfg.Session)
 	if err != nil {
@@ -291,7 +296,11 @@ func buildCredential(a config.UpstreamAuth, client *http.Client) (proxy.Credenti
 	return nil, fmt.Errorf("upstream.auth.type: unknown %q", a.Type)
 }
 
+// buildSink returns nil for output none: no events are built at all.
 func buildSink(c config.DecisionLog, override zapcore.WriteSyncer, client *http.Client) (audit.Sink, error) {
+	if c.Output == "none" {
+		return nil, nil
+	}
 	if override != nil {
 		return audit.NewZapSink(override), nil
 	}
@@ -306,15 +315,9 @@ func buildSink(c config.DecisionLog, override zapcore.WriteSyncer, client *http.
 		return s, nil
 	case "http":
 		return audit.NewHTTPSink(c.URL, client, ""), nil
-	case "none":
-		return audit.NewZapSink(zapcore.AddSync(discard{})), nil
 	}
 	return nil, fmt.Errorf("decision_log.output: unknown %q", c.Output)
 }
-
-type discard struct{}
-
-func (discard) Write(p []byte) (int, error) { return len(p), nil }
 
 // Serve runs the main and admin listeners until ctx ends, then drains them.
 func (a *App) Serve(ctx context.Context, mainLn, adminLn net.Listener) error {

@@ -371,3 +371,19 @@ func mustJSON(t *testing.T, v any) string {
 	}
 	return string(b)
 }
+
+// TestDecisionLogOff: with output none nothing is built or written, and
+// requests are served as usual (the benchmark of logging on vs off relies
+// on "off" really being off).
+func TestDecisionLogOff(t *testing.T) {
+	e := newEnv(t, "suitecrm8", func(c *config.Config) { c.DecisionLog.Output = "none" })
+	if r := e.do("GET", "/Api/V8/module/Accounts", "alice", ""); r.Status != http.StatusOK {
+		t.Fatalf("status %d: %s", r.Status, r.Body)
+	}
+	if lines := e.flushLog(); len(lines) != 0 {
+		t.Fatalf("output none wrote %d decision-log lines", len(lines))
+	}
+	if sumMetric(t, e, "crmgate_decisions_total") != 1 {
+		t.Error("the decision is still counted in metrics")
+	}
+}

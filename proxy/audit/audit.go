@@ -181,8 +181,8 @@ func New(sink Sink, opts Options, m *metrics.Metrics, log *zap.Logger) *Logger {
 // full, or the Logger is closed, e is dropped and counted. e must not be
 // modified afterwards (see Event).
 func (l *Logger) Log(e *Event) {
-	if e == nil {
-		return
+	if l == nil || e == nil {
+		return // a nil Logger is decision_log.output: none
 	}
 	l.mu.RLock()
 	if !l.closed {
@@ -213,6 +213,9 @@ func (l *Logger) drop() {
 // not store are counted as failed. Close may be called more than once; later
 // calls wait in the same way.
 func (l *Logger) Close(ctx context.Context) error {
+	if l == nil {
+		return nil
+	}
 	l.closeOnce.Do(func() {
 		l.mu.Lock()
 		l.closed = true
