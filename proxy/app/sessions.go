@@ -41,6 +41,13 @@ func OpenStore(ctx context.Context, c config.Session, external bool) (session.St
 			Username:   c.Redis.Username,
 			Password:   c.Redis.Password,
 			DB:         c.Redis.DB,
+			// Every request waits on the store: when Redis is down, answer
+			// 503 within about a second rather than after go-redis's default
+			// retries and backoff.
+			MaxRetries:   1,
+			DialTimeout:  500 * time.Millisecond,
+			ReadTimeout:  time.Second,
+			WriteTimeout: time.Second,
 		}
 		if c.Redis.TLS {
 			o.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}

@@ -67,6 +67,9 @@ type BearerConfig struct {
 	Now func() time.Time
 	// CacheSize bounds the verified-token cache; 0 means DefaultCacheSize.
 	CacheSize int
+	// KeyRefresh is the shortest time between two JWKS fetches; 0 means
+	// DefaultKeyRefresh.
+	KeyRefresh time.Duration
 }
 
 // Bearer verifies bearer JWTs from API clients. It is safe for concurrent
@@ -102,7 +105,8 @@ func (k *countingKeySet) VerifySignature(ctx context.Context, jwt string) ([]byt
 
 // NewBearer validates cfg, runs OpenID discovery for cfg.Issuer (the
 // discovered issuer must equal it exactly) and returns a verifier whose keys
-// come from the discovered jwks_uri, refreshed when an unknown key appears.
+// come from the discovered jwks_uri, refreshed when a signature does not
+// verify (at most once per KeyRefresh).
 func NewBearer(ctx context.Context, cfg BearerConfig) (*Bearer, error) {
 	if cfg.Issuer == "" {
 		return nil, fmt.Errorf("new bearer verifier: issuer is required")
@@ -152,7 +156,7 @@ func NewBearer(ctx context.Context, cfg BearerConfig) (*Bearer, error) {
 	if meta.JWKSURI == "" {
 		return nil, fmt.Errorf("new bearer verifier: discovery document of %s has no jwks_uri", cfg.Issuer)
 	}
-	keys := &countingKeySet{inner: oidc.NewRemoteKeySet(octx, meta.JWKSURI)}
+	keys := &countingKeySet{inner: NewKeySet(meta.JWKSURI, client, cfg.KeyRefresh, now)}
 	verifier := oidc.NewVerifier(cfg.Issuer, keys, &oidc.Config{
 		// Audience is checked in Authenticate against a set, which go-oidc's
 		// single ClientID cannot express.

@@ -309,11 +309,19 @@ func (l *Login) discover(ctx context.Context) error {
 	}
 	var meta struct {
 		EndSession string `json:"end_session_endpoint"`
+		JWKSURI    string `json:"jwks_uri"`
 	}
 	if err := p.Claims(&meta); err != nil {
 		return fmt.Errorf("oidc discovery %s: read metadata: %w", l.o.Issuer, err)
 	}
-	v := p.VerifierContext(l.clientCtx(context.Background()), &oidc.Config{
+	if meta.JWKSURI == "" {
+		return fmt.Errorf("oidc discovery %s: no jwks_uri", l.o.Issuer)
+	}
+	// The back-channel logout endpoint verifies tokens anyone can POST: a
+	// throttled key set keeps forged ones from making crmgate refetch the
+	// IdP's keys on every attempt.
+	keys := identity.NewKeySet(meta.JWKSURI, l.o.HTTPClient, 0, l.o.Now)
+	v := oidc.NewVerifier(l.o.Issuer, keys, &oidc.Config{
 		ClientID:             l.o.ClientID,
 		SupportedSigningAlgs: l.o.SigningAlgs,
 		Now:                  l.o.Now,

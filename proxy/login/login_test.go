@@ -53,8 +53,19 @@ func TestLoginFlow(t *testing.T) {
 	if stored.SID != "idp-sid-1" || len(stored.RefreshToken) == 0 || stored.IDToken == "" {
 		t.Errorf("stored session = %+v", stored)
 	}
-	if strings.Contains(string(stored.RefreshToken), "=") || len(stored.RefreshToken) < 28 {
-		t.Errorf("refresh token does not look sealed: %q", stored.RefreshToken)
+	// Sealed: none of the refresh tokens the IdP issued appears in clear.
+	rg.idp.mu.Lock()
+	if len(rg.idp.refresh) == 0 {
+		t.Error("the IdP issued no refresh token to compare with")
+	}
+	for rt := range rg.idp.refresh {
+		if strings.Contains(string(stored.RefreshToken), rt) {
+			t.Errorf("refresh token stored in clear")
+		}
+	}
+	rg.idp.mu.Unlock()
+	if len(stored.RefreshToken) < 28 {
+		t.Errorf("refresh token too short to be sealed: %d bytes", len(stored.RefreshToken))
 	}
 }
 
