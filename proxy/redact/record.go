@@ -15,7 +15,7 @@ import (
 func (w *walker) recordValue(first bool) (bool, error) {
 	d := w.dec
 	if d.PeekKind() != '{' {
-		if _, err := d.ReadValue(); err != nil {
+		if _, err := w.readValue(d); err != nil {
 			return false, err
 		}
 		return false, w.fail(fmt.Errorf("transform: %w: record at %s is not an object", ErrUnexpectedShape, d.StackPointer()))
@@ -75,12 +75,19 @@ func (w *walker) recordObject(level int) error {
 	fp := w.c.shape.FieldsPath
 	atFields := level == len(fp)
 	first := true
+	var over *nameSet // names past the memo, if any
 	for i := 0; d.PeekKind() != '}'; i++ {
 		raw, err := d.ReadValue()
 		if err != nil {
 			return err
 		}
-		m := w.member(level, i, raw)
+		if i == maxMemo {
+			over = w.pushNames()
+		}
+		m, err := w.member(level, i, raw, over)
+		if err != nil {
+			return err
+		}
 		e := m.e
 		recID := m.isID && level == 0
 		cut := atFields && w.c.visibleDef && !e.visible && !m.isID
@@ -92,7 +99,7 @@ func (w *walker) recordObject(level int) error {
 		}
 		if e.hidden || cut {
 			w.stats.Redacted++
-			if err := d.SkipValue(); err != nil {
+			if err := w.skip(d); err != nil {
 				return err
 			}
 			continue
@@ -115,6 +122,9 @@ func (w *walker) recordObject(level int) error {
 	if _, err := d.ReadToken(); err != nil {
 		return err
 	}
+	if over != nil {
+		w.popNames()
+	}
 	w.out = append(w.out, '}')
 	return nil
 }
@@ -122,6 +132,8 @@ func (w *walker) recordObject(level int) error {
 // memberInfo is what recordObject decided about one member name.
 type memberInfo struct {
 	raw      []byte // the quoted name as it appeared
+	uq       []byte // the name unescaped
+	bit      uint64 // nameBit(uq)
 	e        entry
 	isID     bool // the name is Shape.IDField
 	wanted   bool // the record rule reads it
@@ -131,19 +143,31 @@ type memberInfo struct {
 // maxMemo bounds the members remembered per level of a record.
 const maxMemo = 256
 
-// member classifies the i-th member name of a record object at level.
+// member classifies the i-th member name of a record object at level and
+// refuses a name the object already had.
+//
 // Records of one list repeat the same names in the same order, so the
 // answer for the previous record at the same position is reused when the
-// raw name is the same, which spares unescaping, folding and lookups.
-func (w *walker) member(level, i int, raw []byte) memberInfo {
+// raw name is the same, which spares unescaping, folding, lookups and the
+// duplicate check. The memo of a level holds pairwise distinct names and,
+// once position i of an object is reached, exactly that object's names at
+// positions 0..i-1 (up to maxMemo): a position that matches keeps its entry,
+// one that differs is checked against the entries before it, replaces its
+// entry and drops the entries after it, which the object's later members
+// then append (each checked likewise). A matching position therefore needs
+// no check: its name is in the memo, which holds no name twice.
+func (w *walker) member(level, i int, raw []byte, over *nameSet) (memberInfo, error) {
 	for len(w.memo) <= level {
 		w.memo = append(w.memo, nil)
 	}
 	memo := w.memo[level]
 	if i < len(memo) && bytes.Equal(memo[i].raw, raw) {
-		return memo[i]
+		return memo[i], nil
 	}
 	w.name(raw)
+	if err := memoUnique(memo, i, w.uq, over); err != nil {
+		return memberInfo{}, err
+	}
 	fp := w.c.shape.FieldsPath
 	m := memberInfo{
 		e:        w.c.lookup(w.fold),
@@ -151,15 +175,19 @@ func (w *walker) member(level, i int, raw []byte) memberInfo {
 		wanted:   level == len(fp) && w.c.rule != nil && (w.c.wantAll || w.wants(w.uq)),
 		toFields: level < len(fp) && string(w.uq) == fp[level],
 	}
+	m.bit = nameBit(w.uq)
 	switch {
 	case i < len(memo):
 		m.raw = append(memo[i].raw[:0], raw...)
+		m.uq = append(memo[i].uq[:0], w.uq...)
 		memo[i] = m
+		w.memo[level] = memo[:i+1]
 	case i == len(memo) && i < maxMemo:
 		m.raw = append([]byte(nil), raw...)
+		m.uq = append([]byte(nil), w.uq...)
 		w.memo[level] = append(memo, m)
 	}
-	return m
+	return m, nil
 }
 
 // recordMember writes a member value inside a record. A record is held in
@@ -178,11 +206,12 @@ func (w *walker) recordMember(d *jsontext.Decoder) error {
 	return nil
 }
 
-// walkRaw writes a raw object or array, which the body's decoder has
-// validated, removing and masking by name.
+// walkRaw writes a raw object or array read from the body, removing and
+// masking by name. The body's decoder has checked its syntax; the sub
+// decoder refuses duplicate names in it.
 func (w *walker) walkRaw(v []byte) error {
 	w.subBuf = *bytes.NewBuffer(v)
-	w.sub.Reset(&w.subBuf, jsontext.AllowDuplicateNames(true))
+	w.sub.Reset(&w.subBuf)
 	return w.generic(w.sub, baseNames)
 }
 
@@ -279,7 +308,7 @@ func (w *walker) decodeAny(v []byte) (any, error) {
 		return false, nil
 	case '{', '[':
 		w.subBuf = *bytes.NewBuffer(v)
-		w.sub.Reset(&w.subBuf, jsontext.AllowDuplicateNames(true))
+		w.sub.Reset(&w.subBuf)
 		return decodeTokens(w.sub)
 	}
 	return json.Number(string(v)), nil

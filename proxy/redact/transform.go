@@ -54,9 +54,13 @@ type walker struct {
 	dst  io.Writer
 	src  errReader
 
-	dec    *jsontext.Decoder // the body
-	sub    *jsontext.Decoder // values already read and validated
+	dec    *jsontext.Decoder // the body, duplicate names allowed (see names.go)
+	sub    *jsontext.Decoder // values already read from dec
 	subBuf bytes.Buffer
+	chk    *jsontext.Decoder // checks names in values read whole from dec
+	chkBuf bytes.Buffer
+	sets   []*nameSet // names of the objects open on dec, by depth
+	depth  int
 
 	out     []byte // output not yet written to dst
 	hold    bool   // out may not reach dst yet
@@ -89,10 +93,11 @@ func getWalker(c *Compiled, dst io.Writer, src io.Reader, mode Mode) *walker {
 	w.c, w.mode, w.dst = c, mode, dst
 	w.src = errReader{r: src}
 	if w.dec == nil {
-		w.dec = jsontext.NewDecoder(&w.src)
+		w.dec = jsontext.NewDecoder(&w.src, jsontext.AllowDuplicateNames(true))
 		w.sub = jsontext.NewDecoder(&w.subBuf)
+		w.chk = jsontext.NewDecoder(&w.chkBuf)
 	} else {
-		w.dec.Reset(&w.src)
+		w.dec.Reset(&w.src, jsontext.AllowDuplicateNames(true))
 	}
 	if w.record == nil {
 		w.record = make(map[string]any)
@@ -114,9 +119,11 @@ func putWalker(w *walker) {
 	w.hold, w.inRec, w.hasID, w.recID = false, 0, false, ""
 	w.stats, w.fatal, w.werr = Stats{}, nil, nil
 	w.targetSeen, w.listDone, w.upstreamN = false, false, 0
-	w.subBuf = bytes.Buffer{}
+	w.depth = 0
+	w.subBuf, w.chkBuf = bytes.Buffer{}, bytes.Buffer{}
 	w.sub.Reset(&w.subBuf)
-	w.dec.Reset(&w.src)
+	w.chk.Reset(&w.chkBuf)
+	w.dec.Reset(&w.src, jsontext.AllowDuplicateNames(true))
 	walkers.Put(w)
 }
 
@@ -250,6 +257,10 @@ func (w *walker) generic(d *jsontext.Decoder, nm names) error {
 			return err
 		}
 		w.out = append(w.out, '{')
+		var ns *nameSet
+		if d == w.dec {
+			ns = w.pushNames()
+		}
 		first := true
 		for d.PeekKind() != '}' {
 			raw, err := d.ReadValue()
@@ -257,6 +268,11 @@ func (w *walker) generic(d *jsontext.Decoder, nm names) error {
 				return err
 			}
 			w.name(raw)
+			if ns != nil {
+				if err := unique(ns, w.uq); err != nil {
+					return err
+				}
+			}
 			e := w.c.lookup(w.fold)
 			if w.hides(e, nm) {
 				// On the second pass for record-hidden names, a masked
@@ -268,7 +284,7 @@ func (w *walker) generic(d *jsontext.Decoder, nm names) error {
 					// removed, not masked.
 					w.stats.Masked--
 				}
-				if err := d.SkipValue(); err != nil {
+				if err := w.skip(d); err != nil {
 					return err
 				}
 				continue
@@ -290,6 +306,9 @@ func (w *walker) generic(d *jsontext.Decoder, nm names) error {
 		}
 		if _, err := d.ReadToken(); err != nil {
 			return err
+		}
+		if ns != nil {
+			w.popNames()
 		}
 		w.out = append(w.out, '}')
 		return nil
@@ -324,7 +343,7 @@ func (w *walker) generic(d *jsontext.Decoder, nm names) error {
 
 // maskNext writes the masked form of the next value of d.
 func (w *walker) maskNext(d *jsontext.Decoder, style maskStyle) error {
-	v, err := d.ReadValue()
+	v, err := w.readValue(d)
 	if err != nil {
 		return err
 	}
@@ -364,6 +383,27 @@ func unquote(v, buf []byte) ([]byte, []byte) {
 	return buf, buf
 }
 
+// readValue reads the next value of d whole. An object or array from the
+// body's decoder, which lets duplicate names through, is checked here.
+func (w *walker) readValue(d *jsontext.Decoder) ([]byte, error) {
+	v, err := d.ReadValue()
+	if err != nil || d != w.dec || (v[0] != '{' && v[0] != '[') {
+		return v, err
+	}
+	w.chkBuf = *bytes.NewBuffer(v)
+	w.chk.Reset(&w.chkBuf)
+	if err := w.chk.SkipValue(); err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+// skip drops the next value of d, still refusing it if it is not valid.
+func (w *walker) skip(d *jsontext.Decoder) error {
+	_, err := w.readValue(d)
+	return err
+}
+
 // value writes the value at the structural node n of the body.
 func (w *walker) value(n *pathNode) error {
 	switch n.kind {
@@ -386,6 +426,7 @@ func (w *walker) envelope(n *pathNode) error {
 		return err
 	}
 	w.out = append(w.out, '{')
+	ns := w.pushNames()
 	first := true
 	var pending []pendingTotal
 	for d.PeekKind() != '}' {
@@ -394,10 +435,13 @@ func (w *walker) envelope(n *pathNode) error {
 			return err
 		}
 		w.name(raw)
+		if err := unique(ns, w.uq); err != nil {
+			return err
+		}
 		e := w.c.lookup(w.fold)
 		if e.hidden {
 			w.stats.Redacted++
-			if err := d.SkipValue(); err != nil {
+			if err := w.skip(d); err != nil {
 				return err
 			}
 			continue
@@ -405,7 +449,7 @@ func (w *walker) envelope(n *pathNode) error {
 		child := n.children[string(w.uq)]
 		if child != nil && child.kind == nodeTotal {
 			name := bytes.Clone(raw)
-			v, err := d.ReadValue()
+			v, err := w.readValue(d)
 			if err != nil {
 				return err
 			}
@@ -440,6 +484,7 @@ func (w *walker) envelope(n *pathNode) error {
 	if _, err := d.ReadToken(); err != nil {
 		return err
 	}
+	w.popNames()
 	for _, p := range pending {
 		w.writeTotal(&first, p.name, p.style, p.value)
 	}
@@ -462,7 +507,7 @@ func (w *walker) writeTotal(first *bool, name []byte, style totalStyle, upstream
 func (w *walker) list() error {
 	d := w.dec
 	if d.PeekKind() != '[' {
-		if _, err := d.ReadValue(); err != nil {
+		if _, err := w.readValue(d); err != nil {
 			return err
 		}
 		return w.fail(fmt.Errorf("transform: %w: list at %q is not an array", ErrUnexpectedShape, w.c.shape.ListPath))
@@ -497,7 +542,7 @@ func (w *walker) list() error {
 // single writes the one record of a ModeRecord body, or refuses it.
 func (w *walker) single() error {
 	if w.dec.PeekKind() != '{' {
-		if _, err := w.dec.ReadValue(); err != nil {
+		if _, err := w.readValue(w.dec); err != nil {
 			return err
 		}
 		return w.fail(fmt.Errorf("transform: %w: record at %q is not an object", ErrUnexpectedShape, w.c.shape.RecordPath))
