@@ -481,7 +481,13 @@ func valueHasType(v ast.Value, t types.Type) bool {
 			return false
 		}
 		return !o.Until(func(k, x *ast.Term) bool {
-			want := w.Select(k.Value)
+			// Select takes the key as Go data, as types.TypeOf does: an
+			// ast.Value there panics.
+			key, err := ast.JSON(k.Value)
+			if err != nil {
+				return true
+			}
+			want := w.Select(key)
 			if want == nil {
 				return true
 			}

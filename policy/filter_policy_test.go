@@ -94,6 +94,35 @@ record_allow if { is_array(input.record.tags); every t in input.record.tags { t 
 			fields: []string{"a", "b", "tags"},
 		},
 		{
+			// x = s[k] with s bound: looked up in sets, walked in arrays
+			// and objects, nothing in scalars; k bound to the key. Object
+			// values of record fields also reach the hazard check, which
+			// used to hand types.Object.Select an ast.Value and panic.
+			name: "membership through a key variable",
+			policy: `default record_allow := false
+tagset := {t | some t in input.record.tags}
+record_allow if { some k; tagset[k] == "y"; k == "y" }
+record_allow if { some k; input.record.meta[k] == input.subject.id }
+record_allow if { some i; input.record.tags[i] == "x"; i == 0; count(input.record.tags) == 2 }
+record_allow if { some k; input.record.name[k] == "a" }
+record_allow if { some k; {n | n := input.record.n}[k] == 3 }
+record_hidden_fields contains k if { some k; input.record.meta[k] == {"id": "alice"} }
+record_hidden_fields contains "n" if { some k; tagset[k] == input.record.n }`,
+			exact: true,
+		},
+		{
+			// Numbers are compared, not looked up by spelling. The union
+			// leaves a residual whose set is the wildcard variable _,
+			// which the general generator translation reads unbound.
+			name: "membership of numbers spelt differently",
+			policy: `default record_allow := false
+nums := {n | some n in input.record.tags} | {2.0}
+record_allow if { some k; nums[k] == 1.0 }
+record_allow if { some k; nums[k] == input.record.level }
+record_hidden_fields contains "two" if { some k; nums[k] == 2 }`,
+			exact: true,
+		},
+		{
 			name: "conflicting values are an error",
 			policy: `record_allow := true if input.record.a == 1
 record_allow := false if input.record.b == 1`,

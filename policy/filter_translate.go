@@ -217,6 +217,9 @@ func (t *translator) compileExpr(e *ast.Expr, sc *scope) (func(step) (step, erro
 	if ev, ok := e.Terms.(*ast.Every); ok {
 		return t.compileEvery(ev, sc)
 	}
+	if link, ok, err := t.compileMember(e, sc); ok || err != nil {
+		return link, err
+	}
 	e = e.Copy()
 	gens, err := t.extractGenerators(e, sc)
 	if err != nil {
