@@ -292,13 +292,14 @@ func (fc *filterCache) compile(ctx context.Context, c *compiled, in *Input, inpu
 // residuals into one program.
 func translateFilter(ctx context.Context, c *compiled, fc *filterCache, in *Input, input ast.Value) (*compiledFilter, error) {
 	t := &translator{
-		ctx:    ctx,
-		c:      c,
-		input:  input,
-		now:    in.Request.Time,
-		p:      &program{fieldIdx: map[string]int{}},
-		rules:  map[string]*supportRule{},
-		closed: map[string]valueFn{},
+		ctx:        ctx,
+		c:          c,
+		input:      input,
+		now:        in.Request.Time,
+		p:          &program{fieldIdx: map[string]int{}},
+		rules:      map[string]*supportRule{},
+		closed:     map[string]valueFn{},
+		closedDeps: map[string]*fieldDeps{},
 	}
 	cf := &compiledFilter{prog: t.p, hiddenDefined: fc.hiddenDefined, hazards: fc.hazards}
 	v := ast.VarTerm("__crmgate_value__")
@@ -309,7 +310,7 @@ func translateFilter(ctx context.Context, c *compiled, fc *filterCache, in *Inpu
 					return false
 				}
 			}
-			f.accs[acc] = append(f.accs[acc], ast.NewTerm(x))
+			f.accs[acc] = append(f.accs[acc], termOf(x))
 			return false
 		}
 	}

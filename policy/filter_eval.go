@@ -40,6 +40,14 @@ type frame struct {
 	// out collects the values of the program's output variable.
 	out   []*ast.Term
 	abort bool
+
+	// The rest outlives a record: comprehension values by content (see
+	// byContent) and, per field, the last string converted, since a list
+	// repeats a few owners.
+	contents []contentCache
+	key      []ast.Value
+	lastStr  []string
+	lastVal  []ast.Value
 }
 
 // ruleMemo is a support rule's value for this record.
@@ -57,6 +65,9 @@ func newFrame(p *program) *frame {
 		accs:     make([][]*ast.Term, p.naccs),
 		flags:    make([]bool, p.nflags),
 		rules:    make([]ruleMemo, p.nrules),
+		contents: make([]contentCache, p.ncontent),
+		lastStr:  make([]string, len(p.fields)),
+		lastVal:  make([]ast.Value, len(p.fields)),
 	}
 }
 
@@ -75,6 +86,16 @@ func (f *frame) reset(rec map[string]any) {
 	f.abort = false
 }
 
+// termOf wraps a value for an accumulator. Booleans, the value of most
+// rule bodies, take OPA's interned terms, which nothing modifies; that
+// spares an allocation per record and rule.
+func termOf(v ast.Value) *ast.Term {
+	if b, ok := v.(ast.Boolean); ok {
+		return ast.InternedTerm(bool(b))
+	}
+	return ast.NewTerm(v)
+}
+
 // fail is what a step returns when its expression is undefined: keep
 // backtracking, unless the frame aborted, in which case stop everything.
 func (f *frame) fail() bool { return f.abort }
@@ -90,6 +111,13 @@ func (f *frame) field(p *program, i int) (ast.Value, bool) {
 	raw, ok := f.rec[p.fields[i]]
 	if !ok {
 		return nil, false
+	}
+	if s, ok := raw.(string); ok {
+		if f.lastVal[i] == nil || f.lastStr[i] != s {
+			f.lastStr[i], f.lastVal[i] = s, ast.String(s)
+		}
+		f.fields[i] = f.lastVal[i]
+		return f.fields[i], true
 	}
 	v, err := goValue(raw)
 	if err != nil {

@@ -123,6 +123,20 @@ record_hidden_fields contains "two" if { some k; nums[k] == 2 }`,
 			exact: true,
 		},
 		{
+			// Comprehensions of record fields are remembered by the
+			// fields' values: records agreeing on one field but not the
+			// other, and a comprehension inside another that was compiled
+			// (and remembered) first, whose fields the outer one reads
+			// too.
+			name: "comprehensions remembered by field values",
+			policy: `default record_allow := false
+pair := {v | some f in ["owner", "region"]; v := input.record[f]; v != null}
+record_allow if { count(pair) == 2; input.subject.id in pair; "eu" in pair }
+record_allow if count({x | x := input.record.status}) == 1
+record_hidden_fields contains "status" if count({y | some y in {x | x := input.record.status}; y == "open"}) == 1`,
+			exact: true,
+		},
+		{
 			name: "conflicting values are an error",
 			policy: `record_allow := true if input.record.a == 1
 record_allow := false if input.record.b == 1`,

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -147,11 +148,24 @@ func (t *translator) closedOnce(term *ast.Term, sc *scope, compile func() (value
 	}
 	key := fmt.Sprint(renamed)
 	if fn, ok := t.closed[key]; ok {
+		for _, o := range t.deps {
+			o.merge(t.closedDeps[key])
+		}
 		return fn, nil
 	}
+	deps := &fieldDeps{}
+	t.deps = append(t.deps, deps)
 	fn, err := compile()
+	t.deps = t.deps[:len(t.deps)-1]
 	if err != nil {
 		return nil, err
+	}
+	for _, o := range t.deps {
+		o.merge(deps)
+	}
+	if !deps.opaque {
+		fn = byContent(t.p, t.p.ncontent, slices.Clone(deps.fields), fn)
+		t.p.ncontent++
 	}
 	memo := t.p.nrules
 	t.p.nrules++
@@ -168,6 +182,7 @@ func (t *translator) closedOnce(term *ast.Term, sc *scope, compile func() (value
 		return v, ok
 	}
 	t.closed[key] = cached
+	t.closedDeps[key] = deps
 	return cached, nil
 }
 
@@ -203,7 +218,7 @@ func (t *translator) compileCollect(body ast.Body, head *ast.Term, sc *scope, bu
 	acc := t.p.naccs
 	t.p.naccs++
 	run, err := t.compileSub(body, sc, head, true, func(f *frame, v ast.Value) bool {
-		f.accs[acc] = append(f.accs[acc], ast.NewTerm(v))
+		f.accs[acc] = append(f.accs[acc], termOf(v))
 		return false
 	})
 	if err != nil {
@@ -269,15 +284,18 @@ func (t *translator) compileInputHead(r ast.Ref, sc *scope) (refHead, error) {
 			if name, ok := r[2].Value.(ast.String); ok {
 				p := t.p
 				i := p.fieldIndex(string(name))
+				t.readsField(i)
 				return refHead{base: func(f *frame) (ast.Value, bool) { return f.field(p, i) }, rest: r[3:]}, nil
 			}
 		}
 		t.p.readsAll = true
+		t.readsOpaque()
 		return refHead{base: func(f *frame) (ast.Value, bool) { return f.record() }, rest: r[2:]}, nil
 	case outerKey:
 		if len(r) < 3 {
 			return refHead{}, untranslatable("bare outer reference")
 		}
+		t.readsOpaque()
 		name, ok := r[2].Value.(ast.String)
 		slot, found := sc.outer[string(name)]
 		if !ok || !found {
@@ -307,6 +325,7 @@ func (t *translator) compileDataHead(r ast.Ref) (refHead, error) {
 			continue
 		}
 		if sr, ok := t.rules[r[:n].String()]; ok {
+			t.readsOpaque()
 			val, err := t.supportValue(sr)
 			if err != nil {
 				return refHead{}, err

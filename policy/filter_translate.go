@@ -41,6 +41,8 @@ type program struct {
 	naccs    int
 	nflags   int
 	nrules   int
+	// ncontent counts the comprehensions remembered by content.
+	ncontent int
 }
 
 func (p *program) fieldIndex(name string) int {
@@ -66,7 +68,10 @@ type translator struct {
 	depth   int
 	// closed are compiled comprehensions that read no enclosing variable,
 	// by canonical text.
-	closed map[string]valueFn
+	closed     map[string]valueFn
+	closedDeps map[string]*fieldDeps
+	// deps are the comprehensions being compiled, innermost last.
+	deps []*fieldDeps
 }
 
 // supportRule is a rule of a support module, evaluated once per record.
@@ -732,7 +737,7 @@ func (t *translator) supportValue(sr *supportRule) (valueFn, error) {
 					return same != nil
 				}
 			}
-			f.accs[acc] = append(f.accs[acc], ast.NewTerm(v))
+			f.accs[acc] = append(f.accs[acc], termOf(v))
 			return same != nil
 		})
 		if err != nil {
