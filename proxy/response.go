@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"compress/gzip"
 	"compress/zlib"
+	"context"
 	"errors"
 	"io"
 	"mime"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -23,6 +25,22 @@ func errResponseUninspectable(cause error) *Problem {
 	return &Problem{Status: http.StatusBadGateway, Kind: "upstream-response", Title: "CRM response refused",
 		Detail: "crmgate could not inspect the CRM's response, so it was not passed on.", Outcome: OutcomeError,
 		Reason: "uninspectable response", Cause: cause}
+}
+
+// errResponseBody classifies a failed read of the CRM's answer: a body that
+// stopped arriving until upstream.timeout ran out is the CRM timing out
+// (504, as for a CRM that never answered), anything else a response crmgate
+// could not inspect (502). The deadline is read from the exchange's context
+// because the transport reports it as a closed connection.
+func errResponseBody(ctx context.Context, err error) *Problem {
+	var ne net.Error
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return upstreamErrorProblem(errors.Join(ctx.Err(), err))
+	}
+	if errors.As(err, &ne) && ne.Timeout() {
+		return upstreamErrorProblem(err)
+	}
+	return errResponseUninspectable(err)
 }
 
 func errRecordNotFound() *Problem {
@@ -97,7 +115,7 @@ func (h *Handler) enforceResponse(x *exchange, res *http.Response) error {
 		case errors.Is(err, redact.ErrRecordDenied):
 			return errRecordNotFound()
 		case err != nil:
-			return errResponseUninspectable(err)
+			return errResponseBody(res.Request.Context(), err)
 		}
 		res.Body = io.NopCloser(&out)
 		res.ContentLength = int64(out.Len())
@@ -136,7 +154,7 @@ func (h *Handler) streamResponse(x *exchange, res *http.Response, body io.Reader
 	case <-done:
 		if transformErr != nil {
 			_ = pr.Close()
-			return errResponseUninspectable(transformErr)
+			return errResponseBody(res.Request.Context(), transformErr)
 		}
 		res.Body = pr
 		return nil

@@ -74,7 +74,8 @@ func (l *Login) serveLogin(w http.ResponseWriter, r *http.Request) {
 // verifier sealed into a login cookie.
 func (l *Login) start(w http.ResponseWriter, r *http.Request, rd string, stepUp bool) {
 	p := l.idp.Load()
-	if p == nil {
+	if p == nil || !l.idpAnswers(r.Context()) {
+		l.o.Metrics.Authentication(metrics.AuthLogin, metrics.AuthFailure)
 		page.IdPUnavailable(w, r, l.loginURL(rd))
 		return
 	}

@@ -159,6 +159,9 @@ type Login struct {
 
 	flights flights
 	replays replayCache
+	// probedAt is when the IdP last answered a login-start probe (unix
+	// nanoseconds of Options.Now; 0 never).
+	probedAt atomic.Int64
 
 	stop    context.CancelFunc
 	stopCtx context.Context
