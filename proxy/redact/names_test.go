@@ -1,8 +1,10 @@
 package redact
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -114,5 +116,58 @@ func TestTransformDistinctNamesPass(t *testing.T) {
 				t.Fatalf("transform: %v", err)
 			}
 		})
+	}
+}
+
+// TestTransformRuleSeesEachRecord checks that the values the rule reads
+// are the record's own although names and values are reused between
+// records: more distinct owners than the walker remembers, in a cycle
+// (the worst order for a round robin), escaped spellings of one value,
+// numbers, nulls, booleans and objects, and a field some records lack.
+func TestTransformRuleSeesEachRecord(t *testing.T) {
+	t.Parallel()
+	values := []string{`"u1"`, `"u\u0031"`, `1`, `1.0`, `null`, `true`, `{"id":"u1"}`, `["u1"]`, `""`}
+	for i := range 2 * recentWays {
+		values = append(values, fmt.Sprintf(`"owner-%d"`, i))
+	}
+	var in strings.Builder
+	var want []map[string]any
+	in.WriteString(`{"data":[`)
+	for i := range 3 * len(values) {
+		if i > 0 {
+			in.WriteByte(',')
+		}
+		raw := values[i%len(values)]
+		id := fmt.Sprintf("r%d", i)
+		rec := map[string]any{"id": id}
+		if i%7 == 3 {
+			fmt.Fprintf(&in, `{"id":%q,"attributes":{"name":"n"}}`, id)
+		} else {
+			fmt.Fprintf(&in, `{"id":%q,"attributes":{"owner":%s,"name":"n"}}`, id, raw)
+			var v any
+			d := json.NewDecoder(strings.NewReader(raw))
+			d.UseNumber()
+			if err := d.Decode(&v); err != nil {
+				t.Fatal(err)
+			}
+			rec["owner"] = v
+		}
+		want = append(want, rec)
+	}
+	in.WriteString(`]}`)
+	rule := &funcRule{fields: []string{"owner"}, check: func(map[string]any) (policy.RecordDecision, error) {
+		return policy.RecordDecision{Allow: true}, nil
+	}}
+	plan := Plan{Shape: suiteShape(), Record: rule}
+	if _, _, err := transform(t, plan, ModeList, in.String()); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(rule.seen, want) {
+		for i := range min(len(rule.seen), len(want)) {
+			if !reflect.DeepEqual(rule.seen[i], want[i]) {
+				t.Fatalf("record %d: rule saw %#v, want %#v", i, rule.seen[i], want[i])
+			}
+		}
+		t.Fatalf("rule saw %d records, want %d", len(rule.seen), len(want))
 	}
 }

@@ -190,17 +190,15 @@ func (w *walker) member(level, i int, raw []byte, over *nameSet) (memberInfo, er
 	return m, nil
 }
 
-// recordMember writes a member value inside a record. A record is held in
-// memory anyway, so the value is read whole: most are scalars, copied as
-// they are, and the few objects and arrays are walked from the bytes
-// already validated.
+// recordMember writes a member value inside a record: a scalar is copied
+// as it is, an object or array walked from the body in the same pass.
 func (w *walker) recordMember(d *jsontext.Decoder) error {
+	if k := d.PeekKind(); k == '{' || k == '[' {
+		return w.generic(d, baseNames)
+	}
 	v, err := d.ReadValue()
 	if err != nil {
 		return err
-	}
-	if v[0] == '{' || v[0] == '[' {
-		return w.walkRaw(v)
 	}
 	w.out = append(w.out, v...)
 	return nil
@@ -235,14 +233,14 @@ func (w *walker) collect(raw []byte, recID bool, e entry, cut bool, first *bool)
 	if !recID {
 		var uq []byte
 		uq, w.uqBuf = unquote(raw, w.uqBuf)
-		key = string(uq)
+		key = w.intern(uq)
 	}
 	w.nameBuf = append(w.nameBuf[:0], raw...)
 	v, err := d.ReadValue()
 	if err != nil {
 		return err
 	}
-	val, err := w.decodeAny(v)
+	val, err := w.ruleValue(key, v, recID)
 	if err != nil {
 		return err
 	}
@@ -271,6 +269,58 @@ func (w *walker) collect(raw []byte, recID bool, e entry, cut bool, first *bool)
 		w.out = append(w.out, v...)
 	}
 	return nil
+}
+
+// intern returns the field name as a string, allocated once per Transform.
+func (w *walker) intern(name []byte) string {
+	if s, ok := w.keys[string(name)]; ok {
+		return s
+	}
+	s := string(name)
+	w.keys[s] = s
+	return s
+}
+
+// recentWays is how many values of one field ruleValue remembers.
+const recentWays = 16
+
+// recentValues are the last values of a field the rule reads, as raw JSON
+// and decoded.
+type recentValues struct {
+	raw  [recentWays][]byte
+	val  [recentWays]any
+	n    int // entries filled
+	next int // entry replaced next, round robin
+}
+
+// ruleValue is decodeAny for the record rule's field key, reusing a value
+// decoded for an earlier record when the raw JSON is the same: lists
+// repeat owners and statuses, and a string put in the map costs two
+// allocations. Scalars only (a map or slice could be changed by the rule),
+// and not the id, which every record has its own of.
+func (w *walker) ruleValue(key string, v []byte, recID bool) (any, error) {
+	if recID || v[0] == '{' || v[0] == '[' {
+		return w.decodeAny(v)
+	}
+	r := w.recent[key]
+	if r == nil {
+		r = new(recentValues)
+		w.recent[key] = r
+	}
+	for i := range r.n {
+		if bytes.Equal(r.raw[i], v) {
+			return r.val[i], nil
+		}
+	}
+	val, err := w.decodeAny(v)
+	if err != nil {
+		return nil, err
+	}
+	i := r.next
+	r.raw[i], r.val[i] = append(r.raw[i][:0], v...), val
+	r.next = (i + 1) % recentWays
+	r.n = max(r.n, i+1)
+	return val, nil
 }
 
 // rehide walks the record written from out[from:] again, removing the

@@ -76,6 +76,8 @@ type walker struct {
 	memo    [][]memberInfo // per record level, by member position
 
 	record map[string]any
+	keys   map[string]string    // field names the rule reads, interned
+	recent map[string]*recentValues // by field name, see ruleValue
 	recID  string
 	hasID  bool
 	mac    hash.Hash
@@ -101,6 +103,8 @@ func getWalker(c *Compiled, dst io.Writer, src io.Reader, mode Mode) *walker {
 	}
 	if w.record == nil {
 		w.record = make(map[string]any)
+		w.keys = make(map[string]string)
+		w.recent = make(map[string]*recentValues)
 	}
 	return w
 }
@@ -110,6 +114,9 @@ func putWalker(w *walker) {
 		return
 	}
 	clear(w.record)
+	// Names and values of one response do not stay in the pool.
+	clear(w.keys)
+	clear(w.recent)
 	w.c, w.dst, w.src, w.mac = nil, nil, errReader{}, nil
 	w.out, w.rewalk = w.out[:0], w.rewalk[:0]
 	w.uq, w.extra = nil, w.extra[:0]
