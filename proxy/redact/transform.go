@@ -76,7 +76,7 @@ type walker struct {
 	memo    [][]memberInfo // per record level, by member position
 
 	record map[string]any
-	keys   map[string]string    // field names the rule reads, interned
+	keys   map[string]string        // field names the rule reads, interned
 	recent map[string]*recentValues // by field name, see ruleValue
 	recID  string
 	hasID  bool
