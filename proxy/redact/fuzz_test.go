@@ -59,6 +59,9 @@ func FuzzTransform(f *testing.F) {
 		`{"id":"1","owner":"u1","secret":null,"r":[1,2]}`,
 		`{"errors":[{"meta":{"ſecret":"S3CRET-VALUE-4"}}]}`,
 		`[1,"two",{"three":{"cost":"S3CRET-VALUE-5"}}]`,
+		`{"data":[{"id":"a1","attributes":{"owner":"u1","name":"n"}},{"id":"a2","attributes":{"name":"n","owner":"u1","name":"DUP"}}]}`,
+		`{"data":[{"id":"a1","attributes":{"owner":"u1","x":{"a":1,"\u0061":2}}}],"meta":{"total-pages":1}}`,
+		`{"total":1,"list":[{"id":"1","owner":"u1","owner":"deny"}],"t\u006ftal":2}`,
 	}
 	for _, s := range seeds {
 		for mode := range 3 {
@@ -79,6 +82,11 @@ func FuzzTransform(f *testing.F) {
 		}
 		if err != nil {
 			return
+		}
+		// The walker checks names itself (the decoder lets duplicates
+		// through), so what it accepted must be RFC 7493 JSON.
+		if !jsontext.Value(in).IsValid() {
+			t.Fatalf("accepted input that is not valid JSON (duplicate names?): %q", in)
 		}
 		if !jsontext.Value(out.Bytes()).IsValid() {
 			t.Fatalf("output is not valid JSON: %q", out.Bytes())
