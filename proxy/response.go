@@ -6,6 +6,7 @@ import (
 	"compress/zlib"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"mime"
 	"net"
@@ -194,7 +195,21 @@ func (h *Handler) recordRule(x *exchange) (redact.RecordRule, error) {
 	if err != nil {
 		return nil, errPolicy(err)
 	}
-	return h.withQueryGuard(x, f), nil
+	return safeRule{h.withQueryGuard(x, f)}, nil
+}
+
+// safeRule turns a panic in the record rule into an error. Lists are
+// transformed on their own goroutine, where an unrecovered panic would take
+// the whole proxy down; as an error it refuses this one response.
+type safeRule struct{ redact.RecordRule }
+
+func (s safeRule) Check(record map[string]any) (d policy.RecordDecision, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			d, err = policy.RecordDecision{}, fmt.Errorf("record rule: panic: %v", v)
+		}
+	}()
+	return s.RecordRule.Check(record)
 }
 
 // decodedBody undoes a content coding crmgate can read, so redaction sees
