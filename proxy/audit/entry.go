@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -50,6 +51,11 @@ type Entry struct {
 	RecordIDsTruncated bool          `json:"record_ids_truncated,omitempty"`
 	Reason             string        `json:"reason,omitempty"`
 	Error              string        `json:"error,omitempty"`
+
+	// labelsJSON and bundlesJSON are Labels and Bundles as JSON, shared
+	// by the entries of one builder so that sinks need not sort and
+	// encode the same maps for every line.
+	labelsJSON, bundlesJSON []byte
 }
 
 // Bundle is the per-bundle entry of an event's "bundles" object.
@@ -74,6 +80,9 @@ const metricEvalNS = "timer_rego_query_eval_ns"
 // with the error.
 func newEntryBuilder(maskPaths []string, maxRecordIDs int, labels map[string]string, log *zap.Logger) (*entryBuilder, error) {
 	b := &entryBuilder{maxRecordIDs: maxRecordIDs, labels: labels, log: log}
+	if len(labels) > 0 {
+		b.labelsJSON = appendStringMap(nil, labels)
+	}
 	paths, err := parseMaskPaths(maskPaths)
 	if err != nil {
 		b.eraseAll = true
@@ -85,17 +94,30 @@ func newEntryBuilder(maskPaths []string, maxRecordIDs int, labels map[string]str
 		}
 	}
 	b.eraser.paths = paths
+	b.writer.paths = paths
 	return b, nil
 }
 
 // entryBuilder turns Events into Entries on the writer goroutine; it is
-// not safe for concurrent use.
+// not safe for concurrent use. What is the same from one event to the next
+// (labels, the bundles object of a revision, the erased list of a set of
+// mask paths, the subject) is built once and shared by the Entries, which
+// sinks only read.
 type entryBuilder struct {
 	eraser       eraser
+	writer       inputWriter
 	eraseAll     bool
 	maxRecordIDs int
 	labels       map[string]string
+	labelsJSON   []byte
 	log          *zap.Logger
+
+	scratch     []byte
+	revision    string
+	bundles     map[string]Bundle
+	bundlesJSON []byte
+	subject     *EntrySubject
+	erased      map[pathSet][]string
 }
 
 func (b *entryBuilder) build(e *Event) *Entry {
@@ -121,64 +143,143 @@ func (b *entryBuilder) build(e *Event) *Entry {
 		Error:           e.Error,
 	}
 	if len(b.labels) > 0 {
-		en.Labels = b.labels
+		en.Labels, en.labelsJSON = b.labels, b.labelsJSON
 	}
 	if e.Revision != "" {
-		en.Bundles = map[string]Bundle{bundleName: {Revision: e.Revision}}
+		if b.bundles == nil || b.revision != e.Revision {
+			b.revision = e.Revision
+			b.bundles = map[string]Bundle{bundleName: {Revision: e.Revision}}
+			b.bundlesJSON = appendBundles(nil, b.bundles)
+		}
+		en.Bundles, en.bundlesJSON = b.bundles, b.bundlesJSON
 	}
 	if e.EvalNS > 0 {
 		en.Metrics = map[string]int64{metricEvalNS: e.EvalNS}
 	}
 	if e.SubjectID != "" || len(e.Roles) > 0 {
-		roles := e.Roles
-		if roles == nil {
-			roles = []string{}
+		if s := b.subject; s == nil || s.ID != e.SubjectID || !slices.Equal(s.Roles, e.Roles) {
+			roles := slices.Clone(e.Roles)
+			if roles == nil {
+				roles = []string{}
+			}
+			b.subject = &EntrySubject{ID: e.SubjectID, Roles: roles}
 		}
-		en.Subject = &EntrySubject{ID: e.SubjectID, Roles: roles}
+		en.Subject = b.subject
 	}
 	en.RecordIDs = e.RecordIDs
 	if len(en.RecordIDs) > b.maxRecordIDs {
 		en.RecordIDs, en.RecordIDsTruncated = en.RecordIDs[:b.maxRecordIDs], true
 	}
-	en.Input, en.Erased = b.input(e.Input, e.DecisionID)
-	if e.Result != nil {
-		res, err := json.Marshal(e.Result)
-		if err != nil {
-			b.log.Warn("decision log result not serialisable; logged without it",
-				zap.String("decision_id", e.DecisionID), zap.Error(err))
-		} else {
-			en.Result = res
+	// Input and result share one allocation, sized to fit.
+	buf := b.scratch[:0]
+	buf, hasInput, erased := b.input(buf, e.Input, e.DecisionID)
+	nIn := len(buf)
+	buf, hasResult := b.result(buf, e.Result, e.DecisionID)
+	b.scratch = buf
+	if hasInput || hasResult {
+		out := bytes.Clone(buf)
+		if hasInput {
+			en.Input = out[:nIn:nIn]
+		}
+		if hasResult {
+			en.Result = out[nIn:]
 		}
 	}
+	en.Erased = erased
 	return en
 }
 
-// input serialises in and erases the mask paths from it. Whenever the input
-// cannot be masked with certainty it is dropped whole and reported as
-// erased at /input: a decision log must not become the place secrets leak.
-func (b *entryBuilder) input(in *policy.Input, decisionID string) (json.RawMessage, []string) {
+// result appends the policy's answer; a policy.Decision, the usual case,
+// is written without reflection.
+func (b *entryBuilder) result(buf []byte, r any, decisionID string) ([]byte, bool) {
+	switch r := r.(type) {
+	case nil:
+		return buf, false
+	case policy.Decision:
+		return appendDecision(buf, &r), true
+	case *policy.Decision:
+		if r != nil {
+			return appendDecision(buf, r), true
+		}
+	}
+	res, err := json.Marshal(r)
+	if err != nil {
+		b.log.Warn("decision log result not serialisable; logged without it",
+			zap.String("decision_id", decisionID), zap.Error(err))
+		return buf, false
+	}
+	return append(buf, res...), true
+}
+
+// input appends in with the mask paths erased. Whenever the input cannot
+// be masked with certainty it is dropped whole and reported as erased at
+// /input: a decision log must not become the place secrets leak.
+func (b *entryBuilder) input(buf []byte, in *policy.Input, decisionID string) ([]byte, bool, []string) {
 	if in == nil {
-		return nil, nil
+		return buf, false, nil
 	}
 	if b.eraseAll {
-		return nil, []string{inputRoot}
+		return buf, false, []string{inputRoot}
 	}
+	if len(b.writer.paths) <= maxFastPaths {
+		b.writer.found = 0
+		out, err := b.writer.appendInput(buf, in)
+		if err == nil {
+			return out, true, b.erasedList(b.writer.found)
+		}
+		// errSlowPath: the general path below decides.
+	}
+	raw, erased, ok := b.slowInput(in, decisionID)
+	if !ok {
+		return buf, false, erased
+	}
+	return append(buf, raw...), true, erased
+}
+
+// erasedList is the erased paths of found in configuration order, shared
+// between the entries with the same set.
+func (b *entryBuilder) erasedList(found pathSet) []string {
+	if found == 0 {
+		return nil
+	}
+	if l, ok := b.erased[found]; ok {
+		return l
+	}
+	var l []string
+	for i := range b.writer.paths {
+		if found&(1<<i) != 0 {
+			l = append(l, b.writer.paths[i].raw)
+		}
+	}
+	if b.erased == nil {
+		b.erased = make(map[pathSet][]string)
+	}
+	if len(b.erased) < maxCachedSubjects {
+		b.erased[found] = l
+	}
+	return l
+}
+
+// slowInput serialises in with encoding/json and erases the mask paths
+// from the result with the streaming eraser; ok is false when the input is
+// dropped whole.
+func (b *entryBuilder) slowInput(in *policy.Input, decisionID string) (json.RawMessage, []string, bool) {
 	raw, err := json.Marshal(in)
 	if err != nil {
 		b.log.Warn("decision log input not serialisable; erased",
 			zap.String("decision_id", decisionID), zap.Error(err))
-		return nil, []string{inputRoot}
+		return nil, []string{inputRoot}, false
 	}
 	if len(b.eraser.paths) == 0 {
-		return raw, nil
+		return raw, nil, true
 	}
 	out, erased, err := b.eraser.erase(raw)
 	if err != nil {
 		b.log.Warn("decision log input not maskable; erased",
 			zap.String("decision_id", decisionID), zap.Error(err))
-		return nil, []string{inputRoot}
+		return nil, []string{inputRoot}, false
 	}
-	return out, erased
+	return out, erased, true
 }
 
 const inputRoot = "/input"
