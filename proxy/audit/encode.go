@@ -45,6 +45,7 @@ type pathSet uint64
 type inputWriter struct {
 	paths    []maskPath
 	found    pathSet
+	keys     []string // stack of map keys being written (sortedKeys)
 	subjects map[weak.Pointer[policy.Subject]]cachedSubject
 }
 
@@ -308,7 +309,8 @@ func (w *inputWriter) appendStrings(b []byte, v []string, cands pathSet, depth i
 }
 
 func (w *inputWriter) appendQuery(b []byte, q map[string][]string, cands pathSet, depth int) ([]byte, error) {
-	keys := sortedKeys(q)
+	keys, base := sortedKeys(w, q)
+	defer w.release(base)
 	if keys == nil {
 		return nil, errSlowPath
 	}
@@ -329,7 +331,8 @@ func (w *inputWriter) appendMap(b []byte, m map[string]any, cands pathSet, depth
 	if m == nil {
 		return append(b, "null"...), nil
 	}
-	keys := sortedKeys(m)
+	keys, base := sortedKeys(w, m)
+	defer w.release(base)
 	if keys == nil && len(m) > 0 {
 		return nil, errSlowPath
 	}
@@ -418,15 +421,27 @@ func indexKey(i int) string {
 
 // sortedKeys returns m's keys in encoding/json's order, or nil when a key is
 // not valid UTF-8: repaired, two keys could become one JSON name, and only
-// the general path refuses that safely.
-func sortedKeys[V any](m map[string]V) []string {
-	keys := slices.Sorted(maps.Keys(m))
-	for _, k := range keys {
+// the general path refuses that safely. The keys live on w.keys, a stack
+// shared by the nested maps being written: release(base) pops them.
+func sortedKeys[V any](w *inputWriter, m map[string]V) (keys []string, base int) {
+	base = len(w.keys)
+	for k := range m {
 		if !utf8.ValidString(k) {
-			return nil
+			w.keys = w.keys[:base]
+			return nil, base
 		}
+		w.keys = append(w.keys, k)
 	}
-	return keys
+	keys = w.keys[base:]
+	slices.Sort(keys)
+	return keys, base
+}
+
+// release pops the keys sortedKeys pushed. Slices of an outer map taken
+// before the stack grew still point at the old array, which stays valid.
+func (w *inputWriter) release(base int) {
+	clear(w.keys[base:])
+	w.keys = w.keys[:base]
 }
 
 // appendDecision writes a policy.Decision as encoding/json does.
@@ -484,8 +499,14 @@ func appendStringMap(b []byte, m map[string]string) []byte {
 	if m == nil {
 		return append(b, "null"...)
 	}
+	var arr [16]string
+	keys := arr[:0]
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
 	b = append(b, '{')
-	for i, k := range slices.Sorted(maps.Keys(m)) {
+	for i, k := range keys {
 		if i > 0 {
 			b = append(b, ',')
 		}
