@@ -51,12 +51,13 @@ type exchange struct {
 }
 
 func (h *Handler) begin(w http.ResponseWriter, r *http.Request) *exchange {
+	id, decisionID := newIDs()
 	return &exchange{
 		w:          &statusWriter{ResponseWriter: w},
 		r:          r,
 		start:      h.o.Now(),
-		id:         newID(),
-		decisionID: newID(),
+		id:         id,
+		decisionID: decisionID,
 		h:          h,
 	}
 }
@@ -219,9 +220,11 @@ func (h *Handler) record(x *exchange) {
 		RecordIDs:       x.recordIDs,
 	}
 	if x.decided {
-		in := x.input
-		ev.Input = &in
-		ev.Result = x.decision
+		// The event points into the exchange rather than copying the
+		// input and boxing the decision: record is the exchange's last
+		// step, so neither changes after Log.
+		ev.Input = &x.input
+		ev.Result = &x.decision
 		ev.Revision = x.decision.Revision
 		ev.EvalNS = x.decision.Duration.Nanoseconds()
 	} else {

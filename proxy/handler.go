@@ -7,6 +7,7 @@ package proxy
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"net"
 	"net/http"
@@ -14,7 +15,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/uuid"
 	"go.uber.org/zap"
 
 	"github.com/crmgate/crmgate/policy"
@@ -303,8 +303,13 @@ func (h *Handler) classify(x *exchange) error {
 // decide runs the one policy evaluation for the request.
 func (h *Handler) decide(x *exchange) error {
 	x.input.Request = policy.Request{
-		ID: x.id, Method: x.r.Method, Path: x.match.Path, Query: x.r.URL.Query(),
+		ID: x.id, Method: x.r.Method, Path: x.match.Path,
 		RemoteIP: remoteIP(x.r), Time: x.start.UTC(),
+	}
+	if x.r.URL.RawQuery != "" {
+		// Without a query the parse would only allocate an empty map,
+		// which the policy input and the log treat as absent anyway.
+		x.input.Request.Query = x.r.URL.Query()
 	}
 	d, err := h.o.Policy.Decide(x.r.Context(), &x.input)
 	x.decided = true
@@ -404,4 +409,32 @@ func remoteIP(r *http.Request) string {
 	return host
 }
 
-func newID() string { return uuid.NewString() }
+// newIDs returns a request id and a decision id, random (version 4) UUIDs
+// made from one read of the system's random source and one string, rather
+// than a read and a string each.
+func newIDs() (requestID, decisionID string) {
+	var raw [32]byte
+	_, _ = rand.Read(raw[:]) // crypto/rand.Read never fails; it crashes the program instead
+	var buf [2 * 36]byte
+	encodeUUID(buf[:36], raw[:16])
+	encodeUUID(buf[36:], raw[16:])
+	s := string(buf[:])
+	return s[:36], s[36:]
+}
+
+// encodeUUID writes u (16 random bytes) into dst (36 bytes) as a version 4,
+// RFC 9562 variant UUID in its canonical form.
+func encodeUUID(dst, u []byte) {
+	u[6] = u[6]&0x0f | 0x40
+	u[8] = u[8]&0x3f | 0x80
+	const hexDigits = "0123456789abcdef"
+	j := 0
+	for i, c := range u {
+		if i == 4 || i == 6 || i == 8 || i == 10 {
+			dst[j] = '-'
+			j++
+		}
+		dst[j], dst[j+1] = hexDigits[c>>4], hexDigits[c&0x0f]
+		j += 2
+	}
+}
