@@ -116,6 +116,14 @@ return u`)
 local c = redis.call('GET', KEYS[1])
 if (not c) or tonumber(ARGV[1]) > tonumber(c) then redis.call('SET', KEYS[1], ARGV[1]) end
 return 1`)
+	// getScript reads a session and its user's revocation marker in one
+	// round trip. It reads a key it is not given (the marker's name depends
+	// on the session's user), which only a non-Cluster deployment allows.
+	getScript = redis.NewScript(`
+local v = redis.call('HMGET', KEYS[1], 'd', 't', 'c', 'u')
+local r = false
+if v[4] then r = redis.call('GET', ARGV[1] .. v[4]) end
+return {v[1], v[2], v[3], v[4], r}`)
 	maxFieldScript = redis.NewScript(`
 local c = redis.call('HGET', KEYS[1], ARGV[1])
 if (not c) or tonumber(ARGV[2]) > tonumber(c) then redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end
@@ -160,15 +168,7 @@ func (r *Redis) Create(ctx context.Context, s *Session, ttl time.Duration) error
 func (r *Redis) Get(ctx context.Context, id string) (*Session, error) {
 	const op = "get session"
 	h := HashID(id)
-	vals, err := r.client.HMGet(ctx, r.sessionKey(h), "d", "t", "c", "u").Result()
-	if err != nil {
-		return nil, storeErr(op, err)
-	}
-	f, ok := fields(vals)
-	if !ok {
-		return nil, fmt.Errorf("%s: %w", op, ErrNotFound)
-	}
-	revokedAt, err := r.revokedAt(ctx, op, f.user)
+	f, revokedAt, err := r.getWithMarker(ctx, op, h)
 	if err != nil {
 		return nil, err
 	}
@@ -181,6 +181,47 @@ func (r *Redis) Get(ctx context.Context, id string) (*Session, error) {
 	}
 	s.ID = id
 	return s, nil
+}
+
+// getWithMarker reads the session's fields and its user's revocation
+// marker: one round trip outside Cluster, two in it.
+func (r *Redis) getWithMarker(ctx context.Context, op, h string) (storedFields, time.Time, error) {
+	if !r.cluster {
+		vals, err := getScript.Run(ctx, r.client, []string{r.sessionKey(h)}, r.revokedKey("")).Slice()
+		if err != nil {
+			return storedFields{}, time.Time{}, storeErr(op, err)
+		}
+		if len(vals) != 5 {
+			return storedFields{}, time.Time{}, storeErr(op, fmt.Errorf("unexpected reply of %d values", len(vals)))
+		}
+		f, ok := fields(vals[:4])
+		if !ok {
+			return storedFields{}, time.Time{}, fmt.Errorf("%s: %w", op, ErrNotFound)
+		}
+		if vals[4] == nil {
+			return f, time.Time{}, nil
+		}
+		str, ok := vals[4].(string)
+		micro, err := strconv.ParseInt(str, 10, 64)
+		if !ok || err != nil {
+			// A marker that cannot be read must not read as "never revoked".
+			return storedFields{}, time.Time{}, storeErr(op+": revocation marker", fmt.Errorf("unreadable marker %v", vals[4]))
+		}
+		return f, fromMicro(micro), nil
+	}
+	vals, err := r.client.HMGet(ctx, r.sessionKey(h), "d", "t", "c", "u").Result()
+	if err != nil {
+		return storedFields{}, time.Time{}, storeErr(op, err)
+	}
+	f, ok := fields(vals)
+	if !ok {
+		return storedFields{}, time.Time{}, fmt.Errorf("%s: %w", op, ErrNotFound)
+	}
+	revokedAt, err := r.revokedAt(ctx, op, f.user)
+	if err != nil {
+		return storedFields{}, time.Time{}, err
+	}
+	return f, revokedAt, nil
 }
 
 type storedFields struct {
