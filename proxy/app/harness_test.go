@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"io/fs"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -118,6 +119,14 @@ type envOption func(*config.Config)
 
 func newEnv(t testing.TB, crm string, opts ...envOption) *env {
 	t.Helper()
+	return newEnvWithPolicy(t, crm, refpolicy.FS, opts...)
+}
+
+// newEnvWithPolicy is newEnv with another policy source: policyFS replaces
+// policy.paths, and nil leaves the configured source (files or a bundle
+// server) in charge.
+func newEnvWithPolicy(t testing.TB, crm string, policyFS fs.FS, opts ...envOption) *env {
+	t.Helper()
 	e := &env{t: t, crm: crm, dlog: &syncBuffer{}, tokens: map[string]string{}, ds: emulator.DepartmentStore()}
 
 	idp := httptest.NewUnstartedServer(nil)
@@ -154,7 +163,7 @@ func newEnv(t testing.TB, crm string, opts ...envOption) *env {
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("config: %v", err)
 	}
-	a, err := app.Build(context.Background(), cfg, app.Deps{PolicyFS: refpolicy.FS, DecisionLogWriter: e.dlog, Version: "test"})
+	a, err := app.Build(context.Background(), cfg, app.Deps{PolicyFS: policyFS, DecisionLogWriter: e.dlog, Version: "test"})
 	if err != nil {
 		t.Fatalf("build: %v", err)
 	}

@@ -21,8 +21,6 @@ import (
 	"github.com/crmgate/crmgate/proxy/app"
 	"github.com/crmgate/crmgate/proxy/bundle/bundletest"
 	"github.com/crmgate/crmgate/proxy/demo"
-	"github.com/crmgate/crmgate/proxy/emulator"
-	"github.com/crmgate/crmgate/proxy/issuer"
 	refpolicy "github.com/crmgate/crmgate/rego"
 )
 
@@ -41,50 +39,10 @@ const (
 // which can never change.
 func newPolicyEnv(t *testing.T, mut func(*config.Config)) *env {
 	t.Helper()
-	e := &env{t: t, crm: "suitecrm8", dlog: &syncBuffer{}, tokens: map[string]string{}, ds: emulator.DepartmentStore()}
-	idp := httptest.NewUnstartedServer(nil)
-	idp.Start()
-	t.Cleanup(idp.Close)
-	iss, err := issuer.New(idp.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	idp.Config.Handler = iss.Handler()
-	e.iss = iss
-	e.upstream = &recorder{next: emulator.NewSuiteCRM(e.ds, emulator.SuiteOptions{ClientID: "crmgate", ClientSecret: "s3cret"})}
-	up := httptest.NewServer(e.upstream)
-	t.Cleanup(up.Close)
-
-	cfg := demo.Config("127.0.0.1:1", "127.0.0.1:2", up.URL, idp.URL, adminToken, "s3cret")
-	cfg.Policy.Paths = nil
-	mut(cfg)
-	if err := cfg.Validate(); err != nil {
-		t.Fatalf("config: %v", err)
-	}
-	a, err := app.Build(context.Background(), cfg, app.Deps{DecisionLogWriter: e.dlog, Version: "test"})
-	if err != nil {
-		t.Fatalf("build: %v", err)
-	}
-	e.app = a
-	e.proxy = httptest.NewServer(a.Handler)
-	t.Cleanup(func() {
-		e.proxy.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = a.Close(ctx)
+	return newEnvWithPolicy(t, "suitecrm8", nil, func(c *config.Config) {
+		c.Policy.Paths = nil
+		mut(c)
 	})
-	for _, p := range demo.Personas() {
-		claims := map[string]any{"aud": demo.Audience}
-		for k, v := range p.Claims {
-			claims[k] = v
-		}
-		tok, err := iss.Mint(claims, time.Hour)
-		if err != nil {
-			t.Fatal(err)
-		}
-		e.tokens[p.Name] = tok
-	}
-	return e
 }
 
 // copyReferencePolicy writes the embedded reference policy into a new
