@@ -209,21 +209,7 @@ func joinKeys(a, b map[string]string) map[string]bool {
 
 // Write renders the diff in format f.
 func (d *Diff) Write(w io.Writer, f Format) error {
-	var err error
-	switch f {
-	case Markdown:
-		err = d.markdown(w)
-	case CSV:
-		err = d.csv(w)
-	case HTML:
-		err = diffHTML.Execute(w, d)
-	default:
-		err = fmt.Errorf("unknown format %q", f)
-	}
-	if err != nil {
-		return fmt.Errorf("write access diff: %w", err)
-	}
-	return nil
+	return render(w, f, "write access diff", d.markdown, d.csv, func(w io.Writer) error { return diffHTML.Execute(w, d) })
 }
 
 func (d *Diff) markdown(out io.Writer) error {

@@ -72,21 +72,7 @@ func BuildDormant(ctx context.Context, src LastSeener, days int, now time.Time) 
 
 // Write renders the dormant report in format f.
 func (d *Dormant) Write(w io.Writer, f Format) error {
-	var err error
-	switch f {
-	case Markdown:
-		err = d.markdown(w)
-	case CSV:
-		err = d.csv(w)
-	case HTML:
-		err = dormantHTML.Execute(w, d)
-	default:
-		err = fmt.Errorf("unknown format %q", f)
-	}
-	if err != nil {
-		return fmt.Errorf("write dormant report: %w", err)
-	}
-	return nil
+	return render(w, f, "write dormant report", d.markdown, d.csv, func(w io.Writer) error { return dormantHTML.Execute(w, d) })
 }
 
 const dateLayout = "2006-01-02 15:04 UTC"

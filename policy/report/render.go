@@ -48,19 +48,25 @@ func (f Format) ContentType() string {
 
 // Write renders the access report in format f.
 func (a *Access) Write(w io.Writer, f Format) error {
+	return render(w, f, "write access report", a.markdown, a.csv, func(w io.Writer) error { return accessHTML.Execute(w, a.view()) })
+}
+
+// render writes a report in format f with the writer for that format;
+// every report (access, diff, dormant) dispatches the same way.
+func render(w io.Writer, f Format, what string, markdown, csv, html func(io.Writer) error) error {
 	var err error
 	switch f {
 	case Markdown:
-		err = a.markdown(w)
+		err = markdown(w)
 	case CSV:
-		err = a.csv(w)
+		err = csv(w)
 	case HTML:
-		err = accessHTML.Execute(w, a.view())
+		err = html(w)
 	default:
 		err = fmt.Errorf("unknown format %q", f)
 	}
 	if err != nil {
-		return fmt.Errorf("write access report: %w", err)
+		return fmt.Errorf("%s: %w", what, err)
 	}
 	return nil
 }
