@@ -211,6 +211,12 @@ type Redis struct {
 	// KeyPrefix namespaces crmgate's keys (default crmgate:).
 	KeyPrefix string `yaml:"key_prefix"`
 	TLS       bool   `yaml:"tls"`
+	// LocalCache (default true) lets each replica keep the sessions it
+	// reads in memory, invalidated by Redis client-side-caching broadcasts
+	// (CLIENT TRACKING, Redis 6+, needs the CLIENT command); false reads
+	// Redis on every request. Ignored on Cluster, which is always read
+	// through.
+	LocalCache *bool `yaml:"local_cache"`
 }
 
 // Policy is where the Rego policies and data come from.

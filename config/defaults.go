@@ -118,6 +118,10 @@ func ApplyDefaults(c *Config) {
 	setDuration(&s.IdleTimeout, DefaultIdleTimeout)
 	setDuration(&s.MaxLifetime, DefaultMaxLifetime)
 	setString(&s.Redis.KeyPrefix, DefaultRedisKeyPrefix)
+	if s.Redis.LocalCache == nil {
+		on := true
+		s.Redis.LocalCache = &on
+	}
 
 	setString(&c.Policy.Package, DefaultPolicyPackage)
 	setDuration(&c.Policy.Bundle.PollInterval, DefaultBundlePollInterval)

@@ -33,6 +33,7 @@ func TestDefault(t *testing.T) {
 		{"idle", c.Session.IdleTimeout, 30 * time.Minute},
 		{"lifetime", c.Session.MaxLifetime, 12 * time.Hour},
 		{"key prefix", c.Session.Redis.KeyPrefix, "crmgate:"},
+		{"local cache", *c.Session.Redis.LocalCache, true},
 		{"package", c.Policy.Package, "crmgate"},
 		{"poll", c.Policy.Bundle.PollInterval, 30 * time.Second},
 		{"output", c.DecisionLog.Output, "stdout"},

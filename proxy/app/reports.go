@@ -64,7 +64,7 @@ var ErrNoLastSeen = errors.New("session.store is memory: last-seen times live on
 // DormantReport opens the configured session store from outside the
 // serving process and lists users not seen for days days.
 func DormantReport(ctx context.Context, cfg *config.Config, days int, now time.Time) (*report.Dormant, error) {
-	store, err := OpenStore(ctx, cfg.Session, true)
+	store, err := OpenStore(ctx, cfg.Session, true, nil)
 	if errors.Is(err, ErrMemoryStore) {
 		return nil, fmt.Errorf("dormant report: %w", ErrNoLastSeen)
 	}

@@ -26,8 +26,11 @@ var ErrMemoryStore = errors.New("session.store is memory: its sessions exist onl
 // OpenStore opens the configured session store. With external true (a CLI
 // command working on the sessions of running replicas) a memory store is
 // refused with ErrMemoryStore, since a fresh memory store would silently
-// hold none of them.
-func OpenStore(ctx context.Context, c config.Session, external bool) (session.Store, error) {
+// hold none of them. log (may be nil) hears about the Redis session cache.
+func OpenStore(ctx context.Context, c config.Session, external bool, log *zap.Logger) (session.Store, error) {
+	if log == nil {
+		log = zap.NewNop()
+	}
 	switch c.Store {
 	case config.StoreMemory, "":
 		if external {
@@ -52,7 +55,13 @@ func OpenStore(ctx context.Context, c config.Session, external bool) (session.St
 		if c.Redis.TLS {
 			o.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
 		}
-		st := session.NewRedis(redis.NewUniversalClient(o), c.Redis.KeyPrefix, nil)
+		// A CLI command works once and exits: a cache would only add a
+		// connection.
+		st := session.OpenRedis(o, c.Redis.KeyPrefix, !external && (c.Redis.LocalCache == nil || *c.Redis.LocalCache),
+			func(err error) {
+				log.Warn("session cache not serving; sessions are read from Redis until its tracking connection is back",
+					zap.Error(err))
+			})
 		if external {
 			pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 			defer cancel()
@@ -96,7 +105,7 @@ func buildSessions(ctx context.Context, cfg *config.Config, client *http.Client,
 		}
 		key = k
 	}
-	store, err := OpenStore(ctx, cfg.Session, false)
+	store, err := OpenStore(ctx, cfg.Session, false, log)
 	if err != nil {
 		return nil, err
 	}

@@ -235,7 +235,7 @@ func cmdSessions(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
-	store, err := app.OpenStore(ctx, cfg.Session, true)
+	store, err := app.OpenStore(ctx, cfg.Session, true, nil)
 	if err != nil {
 		return err
 	}

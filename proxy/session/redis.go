@@ -2,6 +2,7 @@ package session
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"strconv"
@@ -33,6 +34,9 @@ type Redis struct {
 	prefix  string
 	now     func() time.Time
 	cluster bool
+	// cache is the replica-local cache (rediscache.go); nil on Cluster or
+	// when turned off.
+	cache *localCache
 }
 
 // NewRedis returns a store on client using keys that start with prefix.
@@ -44,6 +48,22 @@ func NewRedis(client redis.UniversalClient, prefix string, now func() time.Time)
 	_, cluster := client.(*redis.ClusterClient)
 	return &Redis{client: client, prefix: prefix, now: now, cluster: cluster}
 }
+
+// OpenRedis returns a store on a new client from o. With localCache (and
+// outside Cluster, where one tracking connection cannot see every node) the
+// store keeps the sessions it reads in memory, invalidated by Redis as
+// described in rediscache.go; warn (may be nil) hears why the cache is not
+// serving (say, an ACL without the CLIENT command), while reads go to Redis.
+func OpenRedis(o *redis.UniversalOptions, prefix string, localCache bool, warn func(error)) *Redis {
+	r := NewRedis(redis.NewUniversalClient(o), prefix, nil)
+	if localCache && !r.cluster {
+		r.cache = startCache(o, prefix, r.client, warn)
+	}
+	return r
+}
+
+// Cached reports whether the store keeps a replica-local cache.
+func (r *Redis) Cached() bool { return r.cache != nil }
 
 var _ Store = (*Redis)(nil)
 
@@ -123,7 +143,7 @@ return 1`)
 local v = redis.call('HMGET', KEYS[1], 'd', 't', 'c', 'u')
 local r = false
 if v[4] then r = redis.call('GET', ARGV[1] .. v[4]) end
-return {v[1], v[2], v[3], v[4], r}`)
+return {v[1], v[2], v[3], v[4], r, redis.call('PTTL', KEYS[1])}`)
 	maxFieldScript = redis.NewScript(`
 local c = redis.call('HGET', KEYS[1], ARGV[1])
 if (not c) or tonumber(ARGV[2]) > tonumber(c) then redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end
@@ -168,7 +188,7 @@ func (r *Redis) Create(ctx context.Context, s *Session, ttl time.Duration) error
 func (r *Redis) Get(ctx context.Context, id string) (*Session, error) {
 	const op = "get session"
 	h := HashID(id)
-	f, revokedAt, err := r.getWithMarker(ctx, op, h)
+	f, revokedAt, err := r.cachedGet(ctx, op, h)
 	if err != nil {
 		return nil, err
 	}
@@ -183,45 +203,138 @@ func (r *Redis) Get(ctx context.Context, id string) (*Session, error) {
 	return s, nil
 }
 
-// getWithMarker reads the session's fields and its user's revocation
-// marker: one round trip outside Cluster, two in it.
-func (r *Redis) getWithMarker(ctx context.Context, op, h string) (storedFields, time.Time, error) {
+// cachedGet answers from the replica-local cache when it may, and keeps
+// what it reads otherwise. Only live, unrevoked sessions are kept: a miss
+// is never cached, so a session created elsewhere is found at once.
+func (r *Redis) cachedGet(ctx context.Context, op, h string) (storedFields, time.Time, error) {
+	if r.cache == nil {
+		f, revokedAt, _, err := r.getWithMarker(ctx, op, h)
+		return f, revokedAt, err
+	}
+	e, gen, ok := r.cache.get(h)
+	if ok {
+		return e.f, e.revokedAt, nil
+	}
+	start := time.Now()
+	f, revokedAt, ttl, err := r.getWithMarker(ctx, op, h)
+	if err == nil && ttl > 0 && !revokedBy(f.created, revokedAt) {
+		r.cache.put(h, gen, cacheEntry{f: f, revokedAt: revokedAt, expires: start.Add(min(ttl, cacheMaxAge))})
+	}
+	return f, revokedAt, err
+}
+
+// getWithMarker reads the session's fields, its user's revocation marker
+// and its remaining TTL (0 when unknown): one round trip outside Cluster,
+// two in it (where nothing is cached, so the TTL is not read).
+func (r *Redis) getWithMarker(ctx context.Context, op, h string) (storedFields, time.Time, time.Duration, error) {
 	if !r.cluster {
 		vals, err := getScript.Run(ctx, r.client, []string{r.sessionKey(h)}, r.revokedKey("")).Slice()
 		if err != nil {
-			return storedFields{}, time.Time{}, storeErr(op, err)
+			return storedFields{}, time.Time{}, 0, storeErr(op, err)
 		}
-		if len(vals) != 5 {
-			return storedFields{}, time.Time{}, storeErr(op, fmt.Errorf("unexpected reply of %d values", len(vals)))
+		if len(vals) != 6 {
+			return storedFields{}, time.Time{}, 0, storeErr(op, fmt.Errorf("unexpected reply of %d values", len(vals)))
 		}
 		f, ok := fields(vals[:4])
 		if !ok {
-			return storedFields{}, time.Time{}, fmt.Errorf("%s: %w", op, ErrNotFound)
+			return storedFields{}, time.Time{}, 0, fmt.Errorf("%s: %w", op, ErrNotFound)
 		}
+		pttl, _ := vals[5].(int64)
+		ttl := time.Duration(max(pttl, 0)) * time.Millisecond
 		if vals[4] == nil {
-			return f, time.Time{}, nil
+			return f, time.Time{}, ttl, nil
 		}
 		str, ok := vals[4].(string)
 		micro, err := strconv.ParseInt(str, 10, 64)
 		if !ok || err != nil {
 			// A marker that cannot be read must not read as "never revoked".
-			return storedFields{}, time.Time{}, storeErr(op+": revocation marker", fmt.Errorf("unreadable marker %v", vals[4]))
+			return storedFields{}, time.Time{}, 0, storeErr(op+": revocation marker", fmt.Errorf("unreadable marker %v", vals[4]))
 		}
-		return f, fromMicro(micro), nil
+		return f, fromMicro(micro), ttl, nil
 	}
 	vals, err := r.client.HMGet(ctx, r.sessionKey(h), "d", "t", "c", "u").Result()
 	if err != nil {
-		return storedFields{}, time.Time{}, storeErr(op, err)
+		return storedFields{}, time.Time{}, 0, storeErr(op, err)
 	}
 	f, ok := fields(vals)
 	if !ok {
-		return storedFields{}, time.Time{}, fmt.Errorf("%s: %w", op, ErrNotFound)
+		return storedFields{}, time.Time{}, 0, fmt.Errorf("%s: %w", op, ErrNotFound)
 	}
 	revokedAt, err := r.revokedAt(ctx, op, f.user)
 	if err != nil {
-		return storedFields{}, time.Time{}, err
+		return storedFields{}, time.Time{}, 0, err
 	}
-	return f, revokedAt, nil
+	return f, revokedAt, 0, nil
+}
+
+// settle returns once no replica-local cache can still serve what this
+// store changed before the call (see rediscache.go): when every cache
+// registered at the barrier has acknowledged it, or its registration has
+// run out. On Cluster nothing is cached and there is nothing to wait for.
+func (r *Redis) settle(ctx context.Context, op string) error {
+	if r.cluster {
+		return nil
+	}
+	op += ": wait for replica caches"
+	token := rand.Text()
+	ackKey := r.prefix + "ack:" + token
+	keys := []string{r.prefix + "caches", r.sessionKey(barrierInfix + token)}
+	deadline := time.Now().Add(barrierWait)
+	// waiting holds the caches registered when the barrier was set: a
+	// cache registered later sets a barrier of its own before it serves.
+	var waiting map[string]bool
+	for {
+		vals, err := barrierScript.Run(ctx, r.client, keys, (barrierWait + time.Second).Milliseconds()).Slice()
+		if err != nil {
+			return storeErr(op, err)
+		}
+		now, _ := vals[0].(int64)
+		running := map[string]int64{}
+		for i := 1; i+1 < len(vals); i += 2 {
+			id, _ := vals[i].(string)
+			running[id], _ = vals[i+1].(int64)
+		}
+		if waiting == nil {
+			keys = keys[:1] // the barrier is set once; later rounds only read the registry
+			waiting = map[string]bool{}
+			for id := range running {
+				waiting[id] = true
+			}
+		}
+		var wait int64
+		for id := range waiting {
+			if exp, ok := running[id]; ok {
+				wait = max(wait, exp-now)
+			} else {
+				delete(waiting, id) // withdrawn or run out: no longer serving
+			}
+		}
+		if len(waiting) == 0 || wait <= 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s: %w: a replica keeps its cache registered but has not acknowledged the change within %s",
+				op, ErrUnavailable, barrierWait)
+		}
+		// Wait for the next acknowledgement, or until the registrations
+		// that have not acknowledged may have run out.
+		res, err := r.client.Do(ctx, "BLPOP", ackKey, strconv.FormatFloat(float64(min(wait, 500))/1000, 'f', 3, 64)).StringSlice()
+		switch {
+		case errors.Is(err, redis.Nil):
+		case err != nil:
+			return storeErr(op, err)
+		case len(res) == 2:
+			delete(waiting, res[1])
+		}
+	}
+}
+
+// forget drops a session (every session when hash is empty) from the
+// replica-local cache after a write made here.
+func (r *Redis) forget(hash string) {
+	if r.cache != nil {
+		r.cache.drop(hash)
+	}
 }
 
 type storedFields struct {
@@ -275,6 +388,7 @@ func (r *Redis) Update(ctx context.Context, s *Session, ttl time.Duration) error
 		return err
 	}
 	h, user := HashID(s.ID), s.Subject.ID
+	defer r.forget(h)
 	n, err := updateScript.Run(ctx, r.client, []string{r.sessionKey(h)}, data, user, ms(ttl)).Int()
 	if err != nil {
 		return storeErr(op, err)
@@ -289,7 +403,8 @@ func (r *Redis) Update(ctx context.Context, s *Session, ttl time.Duration) error
 		return err
 	}
 	s.Hash = h
-	return nil
+	// A changed record may take access away (roles dropped at a refresh).
+	return r.settle(ctx, op)
 }
 
 func (r *Redis) extendIndexes(ctx context.Context, op, hash, user string, ttl time.Duration) error {
@@ -309,6 +424,7 @@ func (r *Redis) Touch(ctx context.Context, id string, lastSeen time.Time, ttl ti
 		return fmt.Errorf("%s: ttl %s is not positive", op, ttl)
 	}
 	h := HashID(id)
+	defer r.forget(h)
 	user, err := touchScript.Run(ctx, r.client, []string{r.sessionKey(h)}, micro(lastSeen), ms(ttl)).Text()
 	if err != nil {
 		return storeErr(op, err)
@@ -331,6 +447,7 @@ func (r *Redis) DeleteHash(ctx context.Context, hash string) error {
 }
 
 func (r *Redis) deleteHash(ctx context.Context, op, hash string) error {
+	defer r.forget(hash)
 	k := r.sessionKey(hash)
 	user, err := r.client.HGet(ctx, k, "u").Result()
 	if err != nil && !errors.Is(err, redis.Nil) {
@@ -347,26 +464,29 @@ func (r *Redis) deleteHash(ctx context.Context, op, hash string) error {
 	if _, err := p.Exec(ctx); err != nil {
 		return storeErr(op, err)
 	}
-	return nil
+	return r.settle(ctx, op)
 }
 
-// RevokeUser implements Store.
+// RevokeUser implements Store. It returns once no replica can still serve
+// the user's sessions from its cache.
 func (r *Redis) RevokeUser(ctx context.Context, userID string) (int, error) {
 	const op = "revoke user sessions"
 	if userID == "" {
 		return 0, fmt.Errorf("%s: empty user id", op)
 	}
+	defer r.forget("")
 	// The marker first: from here on every replica refuses the user's
 	// existing sessions, whatever happens to the deletes below.
 	if err := maxStringScript.Run(ctx, r.client, []string{r.revokedKey(userID)}, micro(r.now())).Err(); err != nil {
 		return 0, storeErr(op+": set marker", err)
 	}
+	r.forget("")
 	hashes, err := r.client.SMembers(ctx, r.userKey(userID)).Result()
 	if err != nil {
 		return 0, storeErr(op+": read index", err)
 	}
 	if len(hashes) == 0 {
-		return 0, nil
+		return 0, r.settle(ctx, op)
 	}
 	owners, err := r.owners(ctx, op, hashes)
 	if err != nil {
@@ -390,7 +510,7 @@ func (r *Redis) RevokeUser(ctx context.Context, userID string) (int, error) {
 	for _, d := range dels {
 		n += int(d.Val())
 	}
-	return n, nil
+	return n, r.settle(ctx, op)
 }
 
 // owners returns the u field of each session hash ("" when gone).
@@ -565,6 +685,9 @@ func (r *Redis) Ping(ctx context.Context) error {
 
 // Close implements Store: it closes the client.
 func (r *Redis) Close() error {
+	if r.cache != nil {
+		r.cache.close()
+	}
 	if err := r.client.Close(); err != nil {
 		return fmt.Errorf("close session store: %w", err)
 	}

@@ -79,13 +79,19 @@ type redisFixture struct {
 	redis  *Redis
 }
 
-func newRedisFixture(t *testing.T) redisFixture {
+// newRedisFixture is a store as crmgate runs it: with the replica-local
+// cache, unless uncached.
+func newRedisFixture(t *testing.T, uncached ...bool) redisFixture {
 	admin := redisClient(t)
 	prefix := testPrefix(t, admin)
 	// Redis expires keys in real time, so the store runs on a fake clock
 	// that advance keeps level with the wall clock.
 	clock := newFakeClock(time.Now())
 	r := NewRedis(redis.NewClient(&redis.Options{Addr: redisAddr()}), prefix, clock.Now)
+	if len(uncached) == 0 || !uncached[0] {
+		r.cache = startCache(&redis.UniversalOptions{Addrs: []string{redisAddr()}}, prefix, r.client, nil)
+		waitServing(t, r)
+	}
 	t.Cleanup(func() { r.Close() })
 	f := redisFixture{admin: admin, prefix: prefix, redis: r}
 	f.harness = harness{
@@ -152,6 +158,23 @@ func dumpRedis(t *testing.T, c *redis.Client, prefix string) [][]byte {
 func TestRedisConformance(t *testing.T) {
 	t.Parallel()
 	runConformance(t, func(t *testing.T) harness { return newRedisFixture(t).harness })
+}
+
+func TestRedisConformanceUncached(t *testing.T) {
+	t.Parallel()
+	runConformance(t, func(t *testing.T) harness { return newRedisFixture(t, true).harness })
+}
+
+// waitServing waits until r's cache has subscribed to invalidations.
+func waitServing(t testing.TB, r *Redis) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !r.cache.serving() {
+		if time.Now().After(deadline) {
+			t.Fatal("session cache did not start serving within 5s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // The store's keys follow the documented layout and TTLs follow the ttl
