@@ -2,6 +2,8 @@ package deploy
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -20,11 +22,13 @@ import (
 	"github.com/prometheus/common/model"
 	"gopkg.in/yaml.v3"
 
+	"github.com/crmgate/crmgate/config"
 	"github.com/crmgate/crmgate/proxy/app"
 	"github.com/crmgate/crmgate/proxy/demo"
 	"github.com/crmgate/crmgate/proxy/emulator"
 	"github.com/crmgate/crmgate/proxy/issuer"
 	refpolicy "github.com/crmgate/crmgate/rego"
+	"github.com/crmgate/crmgate/test/testredis"
 )
 
 const (
@@ -293,6 +297,15 @@ func scrape() (scraped, error) {
 	defer crm.Close()
 
 	cfg := demo.Config("127.0.0.1:1", "127.0.0.1:2", crm.URL, idp.URL, adminToken, "s3cret")
+	// Sessions in Redis, as replicas run, so the session-cache metrics the
+	// dashboard and rules use are exported too.
+	key := make([]byte, 32)
+	_, _ = rand.Read(key)
+	cfg.Identity.OIDC = config.OIDC{Issuer: idp.URL, ClientID: "crmgate", ClientSecret: "s3cret"}
+	cfg.Session.Store = config.StoreRedis
+	cfg.Session.EncryptionKey = base64.StdEncoding.EncodeToString(key)
+	cfg.Session.Redis = config.Redis{Addrs: []string{testredis.Addr()}, KeyPrefix: "crmgate-test:deploy:" + rand.Text() + ":"}
+	config.ApplyDefaults(cfg)
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("demo config: %w", err)
 	}

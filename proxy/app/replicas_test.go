@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -285,6 +286,34 @@ func (rs *replicaSet) signIn(t *testing.T, i int, persona string) *userAgent {
 	return ua
 }
 
+// metric scrapes replica r's admin /metrics for the sample named series
+// (name plus labels, as exposed); a missing series fails the test.
+func (rs *replicaSet) metric(t *testing.T, r *crmgateProcess, series string) float64 {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, r.Admin+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+rs.adminToken)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil || res.StatusCode != http.StatusOK {
+		t.Fatalf("%s /metrics: %d %v", r.name, res.StatusCode, err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("%s: %q: %v", r.name, line, err)
+			}
+			return f
+		}
+	}
+	t.Fatalf("%s /metrics has no %s", r.name, series)
+	return 0
+}
+
 // get requests the account list from replica i with ua's cookies and the
 // given Accept header.
 func (rs *replicaSet) get(t *testing.T, ua *userAgent, i int, accept string) (*http.Response, string) {
@@ -310,6 +339,20 @@ func TestReplicasShareSessions(t *testing.T) {
 		ua := rs.signIn(t, 0, "alice")
 		for i := range rs.replicas {
 			rs.wantStatus(t, ua, i, http.StatusOK)
+		}
+		// Repeated requests are answered from each replica's session
+		// cache, and ops can see that it serves.
+		for i, r := range rs.replicas {
+			before := rs.metric(t, r, `crmgate_session_cache_lookups_total{result="hit"}`)
+			for range 3 {
+				rs.wantStatus(t, ua, i, http.StatusOK)
+			}
+			if hits := rs.metric(t, r, `crmgate_session_cache_lookups_total{result="hit"}`); hits < before+2 {
+				t.Errorf("%s: session cache hits %v -> %v after 3 requests", r.name, before, hits)
+			}
+			if v := rs.metric(t, r, "crmgate_session_cache_serving"); v != 1 {
+				t.Errorf("%s: crmgate_session_cache_serving = %v", r.name, v)
+			}
 		}
 	})
 
@@ -392,6 +435,9 @@ func TestReplicasShareSessions(t *testing.T) {
 			}
 			if st := rs.readyz(r); st != http.StatusServiceUnavailable {
 				t.Fatalf("%s readyz without Redis: %d", r.name, st)
+			}
+			if v := rs.metric(t, r, "crmgate_session_cache_serving"); v != 0 {
+				t.Fatalf("%s: crmgate_session_cache_serving = %v without Redis", r.name, v)
 			}
 		}
 		for _, r := range rs.replicas {

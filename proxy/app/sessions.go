@@ -127,6 +127,11 @@ func buildSessions(ctx context.Context, cfg *config.Config, client *http.Client,
 		log.Warn("identity provider unavailable at start; logins answer 503 until discovery succeeds", zap.Error(err))
 	}
 	cancel()
+	if rs, ok := store.(*session.Redis); ok && rs.Cached() {
+		m.WatchSessionCache(rs.CacheServing,
+			func() uint64 { h, _ := rs.CacheLookups(); return h },
+			func() uint64 { _, mi := rs.CacheLookups(); return mi })
+	}
 	gctx, stop := context.WithCancel(context.Background())
 	s := &sessions{store: store, login: l, stop: stop}
 	s.wg.Add(1)

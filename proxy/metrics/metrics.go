@@ -112,6 +112,7 @@ var (
 type Metrics struct {
 	roles   []string // sorted, deduplicated configured roles
 	modules func(string) bool
+	reg     prometheus.Registerer // for collectors that start later
 
 	decisions            *prometheus.CounterVec
 	decisionDuration     *prometheus.HistogramVec
@@ -154,6 +155,7 @@ func New(reg prometheus.Registerer, roles []string, modules func(string) bool) *
 	m := &Metrics{
 		roles:   sorted,
 		modules: modules,
+		reg:     reg,
 		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "crmgate_decisions_total",
 			Help: "Policy decisions by module, action, outcome and the subject's configured role.",
@@ -430,6 +432,34 @@ func (m *Metrics) SetActiveSessions(n int) {
 		return
 	}
 	m.activeSessions.Set(float64(n))
+}
+
+// WatchSessionCache exposes a Redis session store's replica-local cache:
+// whether it serves (ops alert when a replica reads through for long) and
+// how session lookups were answered.
+func (m *Metrics) WatchSessionCache(serving func() bool, hits, misses func() uint64) {
+	if m == nil {
+		return
+	}
+	lookups := func(result string, f func() uint64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name:        "crmgate_session_cache_lookups_total",
+			Help:        "Session lookups on this replica by result: hit (answered from the replica-local cache) or miss (read from Redis).",
+			ConstLabels: prometheus.Labels{"result": result},
+		}, func() float64 { return float64(f()) })
+	}
+	m.reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "crmgate_session_cache_serving",
+			Help: "1 when this replica's session cache is in sync with Redis and serves, 0 while it reads every session from Redis.",
+		}, func() float64 {
+			if serving() {
+				return 1
+			}
+			return 0
+		}),
+		lookups("hit", hits), lookups("miss", misses),
+	)
 }
 
 // AddActiveSessions adjusts the number of active sessions by delta, for

@@ -65,6 +65,18 @@ func OpenRedis(o *redis.UniversalOptions, prefix string, localCache bool, warn f
 // Cached reports whether the store keeps a replica-local cache.
 func (r *Redis) Cached() bool { return r.cache != nil }
 
+// CacheServing reports whether the replica-local cache answers reads now.
+func (r *Redis) CacheServing() bool { return r.cache != nil && r.cache.serving() }
+
+// CacheLookups returns how many Gets the cache answered and how many went
+// to Redis.
+func (r *Redis) CacheLookups() (hits, misses uint64) {
+	if r.cache == nil {
+		return 0, 0
+	}
+	return r.cache.hits.Load(), r.cache.misses.Load()
+}
+
 var _ Store = (*Redis)(nil)
 
 func (r *Redis) sessionKey(hash string) string { return r.prefix + "s:" + hash }

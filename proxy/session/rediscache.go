@@ -95,9 +95,9 @@ type localCache struct {
 	// gone are incarnations to withdraw from the registry.
 	gone []string
 
-	// hits counts reads answered here; tests use it to tell a cached
-	// answer from a fresh one.
-	hits atomic.Uint64
+	// hits and misses count lookups (metrics; tests use hits to tell a
+	// cached answer from a fresh one).
+	hits, misses atomic.Uint64
 
 	stop context.CancelFunc
 	done chan struct{}
@@ -381,10 +381,12 @@ func (c *localCache) get(hash string) (cacheEntry, uint64, bool) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	if !c.servingAt(now) {
+		c.misses.Add(1)
 		return cacheEntry{}, c.gen, false
 	}
 	e, ok := c.entries[hash]
 	if !ok || !now.Before(e.expires) {
+		c.misses.Add(1)
 		return cacheEntry{}, c.gen, false
 	}
 	c.hits.Add(1)
