@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/crmgate/crmgate/test/testredis"
 )
 
 // BenchmarkGet measures the per-request cost of loading a session: the
@@ -16,9 +18,9 @@ func BenchmarkGet(b *testing.B) {
 		benchGet(b, NewMemory(time.Now))
 	})
 	b.Run("Redis", func(b *testing.B) {
-		admin := redisClient(b)
-		prefix := testPrefix(b, admin)
-		r := NewRedis(redis.NewClient(&redis.Options{Addr: redisAddr()}), prefix, time.Now)
+		admin := testredis.Client(b)
+		prefix := testredis.Prefix(b, admin)
+		r := NewRedis(redis.NewClient(&redis.Options{Addr: testredis.Addr()}), prefix, time.Now)
 		defer r.Close()
 		benchGet(b, r)
 	})

@@ -2,62 +2,16 @@ package session
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"net"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/crmgate/crmgate/test/testredis"
 )
-
-// redisAddr is the real redis-server the tests use. test/all.sh starts one
-// and sets CRMGATE_TEST_REDIS; without it the local default is tried.
-func redisAddr() string {
-	if a := os.Getenv("CRMGATE_TEST_REDIS"); a != "" {
-		return a
-	}
-	return "127.0.0.1:6379"
-}
-
-// redisClient connects to the test Redis and fails (never skips) when it is
-// not there: CI guarantees a server, so a missing one is a broken setup.
-func redisClient(t testing.TB) *redis.Client {
-	t.Helper()
-	c := redis.NewClient(&redis.Options{Addr: redisAddr()})
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	if err := c.Ping(ctx).Err(); err != nil {
-		c.Close()
-		t.Fatalf("redis-server at %s is required (set CRMGATE_TEST_REDIS or run test/all.sh): %v", redisAddr(), err)
-	}
-	return c
-}
-
-// testPrefix returns a key prefix no other test or run shares, and deletes
-// its keys when the test ends.
-func testPrefix(t testing.TB, admin *redis.Client) string {
-	t.Helper()
-	b := make([]byte, 8)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	prefix := "crmgate-test:" + hex.EncodeToString(b) + ":"
-	t.Cleanup(func() {
-		ctx := context.Background()
-		keys := scanKeys(t, admin, prefix)
-		if len(keys) > 0 {
-			if err := admin.Del(ctx, keys...).Err(); err != nil {
-				t.Errorf("cleanup: %v", err)
-			}
-		}
-		admin.Close()
-	})
-	return prefix
-}
 
 func scanKeys(t testing.TB, c *redis.Client, prefix string) []string {
 	t.Helper()
@@ -82,14 +36,14 @@ type redisFixture struct {
 // newRedisFixture is a store as crmgate runs it: with the replica-local
 // cache, unless uncached.
 func newRedisFixture(t *testing.T, uncached ...bool) redisFixture {
-	admin := redisClient(t)
-	prefix := testPrefix(t, admin)
+	admin := testredis.Client(t)
+	prefix := testredis.Prefix(t, admin)
 	// Redis expires keys in real time, so the store runs on a fake clock
 	// that advance keeps level with the wall clock.
 	clock := newFakeClock(time.Now())
-	r := NewRedis(redis.NewClient(&redis.Options{Addr: redisAddr()}), prefix, clock.Now)
+	r := NewRedis(redis.NewClient(&redis.Options{Addr: testredis.Addr()}), prefix, clock.Now)
 	if len(uncached) == 0 || !uncached[0] {
-		r.cache = startCache(&redis.UniversalOptions{Addrs: []string{redisAddr()}}, prefix, r.client, nil)
+		r.cache = startCache(&redis.UniversalOptions{Addrs: []string{testredis.Addr()}}, prefix, r.client, nil)
 		waitServing(t, r)
 	}
 	t.Cleanup(func() { r.Close() })
@@ -225,7 +179,7 @@ func TestRedisReplicasShareState(t *testing.T) {
 	t.Parallel()
 	f := newRedisFixture(t)
 	ctx := context.Background()
-	other := NewRedis(redis.NewClient(&redis.Options{Addr: redisAddr()}), f.prefix, time.Now)
+	other := NewRedis(redis.NewClient(&redis.Options{Addr: testredis.Addr()}), f.prefix, time.Now)
 	defer other.Close()
 	s := newSession(t, "alice")
 	mustCreate(t, f.harness, s, time.Hour)

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/crmgate/crmgate/test/testredis"
 )
 
 // cachedPair is replica A (a cached store whose tracking connection goes
@@ -18,7 +20,7 @@ import (
 func cachedPair(t *testing.T, trackingAddr string) (a, b *Redis, f redisFixture) {
 	t.Helper()
 	f = newRedisFixture(t, true)
-	a = NewRedis(redis.NewClient(&redis.Options{Addr: redisAddr()}), f.prefix, time.Now)
+	a = NewRedis(redis.NewClient(&redis.Options{Addr: testredis.Addr()}), f.prefix, time.Now)
 	a.cache = startCache(&redis.UniversalOptions{Addrs: []string{trackingAddr}, MaxRetries: -1,
 		DialTimeout: 200 * time.Millisecond, ClientName: trackerName(f.prefix)}, f.prefix, a.client, nil)
 	t.Cleanup(func() { a.Close() })
@@ -123,7 +125,7 @@ func TestRedisCacheSeesOtherReplicasWrites(t *testing.T) {
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			a, b, f := cachedPair(t, redisAddr())
+			a, b, f := cachedPair(t, testredis.Addr())
 			s := newSession(t, "alice")
 			if err := b.Create(ctx, s, time.Hour); err != nil {
 				t.Fatal(err)
@@ -147,7 +149,7 @@ func settle(t *testing.T, r *Redis) {
 func TestRedisCacheKeepsNoMisses(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	a, b, _ := cachedPair(t, redisAddr())
+	a, b, _ := cachedPair(t, testredis.Addr())
 	s := newSession(t, "alice")
 	_, err := a.Get(ctx, s.ID)
 	wantNotFound(t, err, "before create")
@@ -163,7 +165,7 @@ func TestRedisCacheKeepsNoMisses(t *testing.T) {
 func TestRedisCacheHonoursTTL(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	a, b, _ := cachedPair(t, redisAddr())
+	a, b, _ := cachedPair(t, testredis.Addr())
 	s := newSession(t, "alice")
 	if err := b.Create(ctx, s, 300*time.Millisecond); err != nil {
 		t.Fatal(err)
@@ -181,7 +183,7 @@ func TestRedisCacheHonoursTTL(t *testing.T) {
 func TestRedisCacheTrackingConnectionKilled(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	a, b, f := cachedPair(t, redisAddr())
+	a, b, f := cachedPair(t, testredis.Addr())
 	s, other := newSession(t, "alice"), newSession(t, "bob")
 	for _, x := range []*Session{s, other} {
 		if err := b.Create(ctx, x, time.Hour); err != nil {
@@ -238,7 +240,7 @@ func trackerName(prefix string) string {
 func TestRedisCacheTrackingConnectionSilent(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	fw := newFreezer(t, redisAddr())
+	fw := newFreezer(t, testredis.Addr())
 	a, b, _ := cachedPair(t, fw.addr)
 	s := newSession(t, "alice")
 	if err := b.Create(ctx, s, time.Hour); err != nil {
@@ -376,9 +378,10 @@ func TestRedisCacheWithoutClientCommand(t *testing.T) {
 	if err := f.admin.Do(ctx, "ACL", "SETUSER", user, "on", ">pw-"+user, "~*", "&*", "+@all", "-client").Err(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { redisClient(t).Do(context.Background(), "ACL", "DELUSER", user) })
+	// f.admin is closed after this runs: cleanups run last-registered first.
+	t.Cleanup(func() { f.admin.Do(context.Background(), "ACL", "DELUSER", user) })
 	warned := make(chan error, 16)
-	o := &redis.UniversalOptions{Addrs: []string{redisAddr()}, Username: user, Password: "pw-" + user}
+	o := &redis.UniversalOptions{Addrs: []string{testredis.Addr()}, Username: user, Password: "pw-" + user}
 	a := OpenRedis(o, f.prefix, true, func(err error) {
 		select {
 		case warned <- err:
