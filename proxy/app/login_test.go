@@ -4,12 +4,10 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -23,6 +21,7 @@ import (
 	"github.com/crmgate/crmgate/proxy/emulator"
 	"github.com/crmgate/crmgate/proxy/session"
 	refpolicy "github.com/crmgate/crmgate/rego"
+	"github.com/crmgate/crmgate/test/testredis"
 )
 
 // TOTP secrets of test/idp/users.json (test only).
@@ -33,13 +32,6 @@ const (
 	accounts        = "/Api/V8/module/Accounts"
 	products        = "/Api/V8/module/AOS_Products"
 )
-
-func redisAddr() string {
-	if a := os.Getenv("CRMGATE_TEST_REDIS"); a != "" {
-		return a
-	}
-	return "127.0.0.1:6379"
-}
 
 // replica is one crmgate process-alike: its own App, listener and admin
 // handler, sharing the Redis session store with the others.
@@ -60,21 +52,7 @@ type loginEnv struct {
 
 func newLoginEnv(t *testing.T) *loginEnv {
 	t.Helper()
-	rc := redis.NewClient(&redis.Options{Addr: redisAddr()})
-	if err := rc.Ping(context.Background()).Err(); err != nil {
-		t.Fatalf("redis at %s is required (test/all.sh starts one): %v", redisAddr(), err)
-	}
-	b := make([]byte, 8)
-	_, _ = rand.Read(b)
-	prefix := "crmgate-test:login:" + hex.EncodeToString(b) + ":"
-	t.Cleanup(func() {
-		ctx := context.Background()
-		keys, _ := rc.Keys(ctx, prefix+"*").Result()
-		if len(keys) > 0 {
-			rc.Del(ctx, keys...)
-		}
-		_ = rc.Close()
-	})
+	prefix := testredis.Prefix(t, testredis.Client(t))
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
 
@@ -104,7 +82,7 @@ func newLoginEnv(t *testing.T) *loginEnv {
 		cfg.Identity.MFA.AMR = []string{"otp", "mfa"}
 		cfg.Identity.MFA.ACR = []string{"urn:crmgate:acr:mfa"}
 		cfg.Session.Store = config.StoreRedis
-		cfg.Session.Redis = config.Redis{Addrs: []string{redisAddr()}, KeyPrefix: prefix}
+		cfg.Session.Redis = config.Redis{Addrs: []string{testredis.Addr()}, KeyPrefix: prefix}
 		cfg.Session.EncryptionKey = base64.StdEncoding.EncodeToString(key)
 		config.ApplyDefaults(cfg)
 		if err := cfg.Validate(); err != nil {
@@ -125,7 +103,7 @@ func newLoginEnv(t *testing.T) *loginEnv {
 		})
 		e.replicas = append(e.replicas, &replica{URL: "http://" + ln.Addr().String(), App: a, dlog: dlog})
 	}
-	e.store = session.NewRedis(redis.NewClient(&redis.Options{Addr: redisAddr()}), prefix, nil)
+	e.store = session.NewRedis(redis.NewClient(&redis.Options{Addr: testredis.Addr()}), prefix, nil)
 	t.Cleanup(func() { _ = e.store.Close() })
 	return e
 }

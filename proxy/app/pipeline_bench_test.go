@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -22,7 +21,6 @@ import (
 	"testing/fstest"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap/zapcore"
 
 	"github.com/crmgate/crmgate/config"
@@ -33,6 +31,7 @@ import (
 	"github.com/crmgate/crmgate/proxy/issuer"
 	"github.com/crmgate/crmgate/proxy/session"
 	refpolicy "github.com/crmgate/crmgate/rego"
+	"github.com/crmgate/crmgate/test/testredis"
 )
 
 // replay serves each GET's first successful emulator answer again from
@@ -195,17 +194,10 @@ func buildCrmgate(b *testing.B, up *benchUpstream, idpURL string, iss *issuer.Is
 		cfg.Identity.OIDC = config.OIDC{Issuer: "http://127.0.0.1:1", ClientID: "crmgate", ClientSecret: "x"}
 	}
 	if m.store == config.StoreRedis {
-		rc := redis.NewClient(&redis.Options{Addr: redisAddr()})
-		err := rc.Ping(context.Background()).Err()
-		_ = rc.Close()
-		if err != nil {
-			b.Fatalf("redis at %s is required: %v", redisAddr(), err)
-		}
-		key, prefix := make([]byte, 32), make([]byte, 6)
+		key := make([]byte, 32)
 		_, _ = rand.Read(key)
-		_, _ = rand.Read(prefix)
 		cfg.Session.Store = config.StoreRedis
-		cfg.Session.Redis = config.Redis{Addrs: []string{redisAddr()}, KeyPrefix: "crmgate-bench:" + hex.EncodeToString(prefix) + ":"}
+		cfg.Session.Redis = config.Redis{Addrs: []string{testredis.Addr()}, KeyPrefix: testredis.Prefix(b, testredis.Client(b))}
 		cfg.Session.EncryptionKey = base64.StdEncoding.EncodeToString(key)
 	}
 	config.ApplyDefaults(cfg)

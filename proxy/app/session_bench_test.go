@@ -4,13 +4,10 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
-	"encoding/hex"
 	"net/http"
 	"net/http/httptest"
 	"testing"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 
 	"github.com/crmgate/crmgate/config"
 	"github.com/crmgate/crmgate/policy"
@@ -19,6 +16,7 @@ import (
 	"github.com/crmgate/crmgate/proxy/emulator"
 	"github.com/crmgate/crmgate/proxy/session"
 	refpolicy "github.com/crmgate/crmgate/rego"
+	"github.com/crmgate/crmgate/test/testredis"
 )
 
 // BenchmarkSessionPipeline is one browser request through the whole
@@ -38,17 +36,10 @@ func BenchmarkSessionPipeline(b *testing.B) {
 			cfg.Identity.OIDC = config.OIDC{Issuer: "http://127.0.0.1:1", ClientID: "crmgate", ClientSecret: "x"}
 			cfg.DecisionLog.Output = config.LogNone
 			if store == config.StoreRedis {
-				rc := redis.NewClient(&redis.Options{Addr: redisAddr()})
-				if err := rc.Ping(context.Background()).Err(); err != nil {
-					b.Fatalf("redis at %s is required: %v", redisAddr(), err)
-				}
-				_ = rc.Close()
 				k := make([]byte, 32)
 				_, _ = rand.Read(k)
-				p := make([]byte, 6)
-				_, _ = rand.Read(p)
 				cfg.Session.Store = config.StoreRedis
-				cfg.Session.Redis = config.Redis{Addrs: []string{redisAddr()}, KeyPrefix: "crmgate-bench:" + hex.EncodeToString(p) + ":"}
+				cfg.Session.Redis = config.Redis{Addrs: []string{testredis.Addr()}, KeyPrefix: testredis.Prefix(b, testredis.Client(b))}
 				cfg.Session.EncryptionKey = base64.StdEncoding.EncodeToString(k)
 			}
 			config.ApplyDefaults(cfg)

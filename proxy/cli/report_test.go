@@ -3,8 +3,6 @@ package cli
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -17,6 +15,7 @@ import (
 
 	"github.com/crmgate/crmgate/proxy/session"
 	refpolicy "github.com/crmgate/crmgate/rego"
+	"github.com/crmgate/crmgate/test/testredis"
 )
 
 // referenceSetup writes a config using a copy of the reference policy (with
@@ -158,26 +157,10 @@ func TestReportDormantCLI(t *testing.T) {
 		}
 	})
 	t.Run("redis", func(t *testing.T) {
-		addr := "127.0.0.1:6379"
-		if a := os.Getenv("CRMGATE_TEST_REDIS"); a != "" {
-			addr = a
-		}
-		admin := redis.NewClient(&redis.Options{Addr: addr})
+		addr := testredis.Addr()
+		prefix := testredis.Prefix(t, testredis.Client(t))
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		if err := admin.Ping(ctx).Err(); err != nil {
-			t.Fatalf("redis-server at %s is required (set CRMGATE_TEST_REDIS or run test/all.sh): %v", addr, err)
-		}
-		b := make([]byte, 8)
-		_, _ = rand.Read(b)
-		prefix := "crmgate-test:" + hex.EncodeToString(b) + ":"
-		t.Cleanup(func() {
-			keys, _ := admin.Keys(context.Background(), prefix+"*").Result()
-			if len(keys) > 0 {
-				admin.Del(context.Background(), keys...)
-			}
-			admin.Close()
-		})
 		store := session.NewRedis(redis.NewClient(&redis.Options{Addr: addr}), prefix, nil)
 		now := time.Now()
 		for user, at := range map[string]time.Time{

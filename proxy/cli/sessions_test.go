@@ -4,9 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
-	"encoding/hex"
 	"errors"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -15,32 +13,13 @@ import (
 
 	"github.com/crmgate/crmgate/policy"
 	"github.com/crmgate/crmgate/proxy/session"
+	"github.com/crmgate/crmgate/test/testredis"
 )
 
-func testRedisAddr() string {
-	if a := os.Getenv("CRMGATE_TEST_REDIS"); a != "" {
-		return a
-	}
-	return "127.0.0.1:6379"
-}
-
 func TestSessionsRevoke(t *testing.T) {
-	addr := testRedisAddr()
-	client := redis.NewClient(&redis.Options{Addr: addr})
+	addr := testredis.Addr()
+	prefix := testredis.Prefix(t, testredis.Client(t))
 	ctx := context.Background()
-	if err := client.Ping(ctx).Err(); err != nil {
-		t.Fatalf("redis at %s is required (run test/all.sh or start redis-server): %v", addr, err)
-	}
-	t.Cleanup(func() { _ = client.Close() })
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	prefix := "crmgate-test:cli:" + hex.EncodeToString(b) + ":"
-	t.Cleanup(func() {
-		keys, _ := client.Keys(ctx, prefix+"*").Result()
-		if len(keys) > 0 {
-			client.Del(ctx, keys...)
-		}
-	})
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
 	redisCfg := validConfig + `
