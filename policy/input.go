@@ -49,26 +49,26 @@ func buildSubject(s *Subject) (ast.Value, error) {
 	// Absent lists are empty arrays rather than null so that policies can
 	// write `"admin" in input.subject.roles` and count() without guards.
 	pairs := [][2]*ast.Term{
-		{ast.InternedTerm("id"), ast.StringTerm(s.ID)},
-		{ast.InternedTerm("roles"), stringArray(s.Roles)},
-		{ast.InternedTerm("groups"), stringArray(s.Groups)},
-		{ast.InternedTerm("teams"), stringArray(s.Teams)},
-		{ast.InternedTerm("attributes"), ast.NewTerm(attrs)},
-		{ast.InternedTerm("mfa"), ast.InternedTerm(s.MFA)},
-		{ast.InternedTerm("amr"), stringArray(s.AMR)},
-		{ast.InternedTerm("auth"), ast.StringTerm(s.Auth)},
+		{key("id"), ast.StringTerm(s.ID)},
+		{key("roles"), stringArray(s.Roles)},
+		{key("groups"), stringArray(s.Groups)},
+		{key("teams"), stringArray(s.Teams)},
+		{key("attributes"), ast.NewTerm(attrs)},
+		{key("mfa"), ast.InternedTerm(s.MFA)},
+		{key("amr"), stringArray(s.AMR)},
+		{key("auth"), ast.StringTerm(s.Auth)},
 	}
 	if s.Email != "" {
-		pairs = append(pairs, [2]*ast.Term{ast.InternedTerm("email"), ast.StringTerm(s.Email)})
+		pairs = append(pairs, [2]*ast.Term{key("email"), ast.StringTerm(s.Email)})
 	}
 	if s.Name != "" {
-		pairs = append(pairs, [2]*ast.Term{ast.InternedTerm("name"), ast.StringTerm(s.Name)})
+		pairs = append(pairs, [2]*ast.Term{key("name"), ast.StringTerm(s.Name)})
 	}
 	if s.ACR != "" {
-		pairs = append(pairs, [2]*ast.Term{ast.InternedTerm("acr"), ast.StringTerm(s.ACR)})
+		pairs = append(pairs, [2]*ast.Term{key("acr"), ast.StringTerm(s.ACR)})
 	}
 	if s.AuthTime != 0 {
-		pairs = append(pairs, [2]*ast.Term{ast.InternedTerm("auth_time"), int64Term(s.AuthTime)})
+		pairs = append(pairs, [2]*ast.Term{key("auth_time"), int64Term(s.AuthTime)})
 	}
 	return ast.NewObject(pairs...), nil
 }
@@ -103,9 +103,9 @@ func inputValue(in *Input, record bool) (ast.Value, error) {
 		return nil, err
 	}
 	pairs := make([][2]*ast.Term, 3, 4)
-	pairs[0] = [2]*ast.Term{ast.InternedTerm("subject"), ast.NewTerm(subject)}
-	pairs[1] = [2]*ast.Term{ast.InternedTerm("request"), ast.NewTerm(request)}
-	pairs[2] = [2]*ast.Term{ast.InternedTerm("resource"), ast.NewTerm(resource)}
+	pairs[0] = [2]*ast.Term{key("subject"), ast.NewTerm(subject)}
+	pairs[1] = [2]*ast.Term{key("request"), ast.NewTerm(request)}
+	pairs[2] = [2]*ast.Term{key("resource"), ast.NewTerm(resource)}
 	if record {
 		if in.Record == nil {
 			return nil, errors.New("no record")
@@ -114,51 +114,75 @@ func inputValue(in *Input, record bool) (ast.Value, error) {
 		if err != nil {
 			return nil, fmt.Errorf("record: %w", err)
 		}
-		pairs = append(pairs, [2]*ast.Term{ast.InternedTerm("record"), ast.NewTerm(v)})
+		pairs = append(pairs, [2]*ast.Term{key("record"), ast.NewTerm(v)})
 	}
 	return ast.NewObject(pairs...), nil
 }
 
 func requestValue(r *Request) (ast.Value, error) {
 	pairs := make([][2]*ast.Term, 3, 6)
-	pairs[0] = [2]*ast.Term{ast.InternedTerm("id"), ast.StringTerm(r.ID)}
-	pairs[1] = [2]*ast.Term{ast.InternedTerm("method"), ast.StringTerm(r.Method)}
-	pairs[2] = [2]*ast.Term{ast.InternedTerm("path"), ast.StringTerm(r.Path)}
+	pairs[0] = [2]*ast.Term{key("id"), ast.StringTerm(r.ID)}
+	pairs[1] = [2]*ast.Term{key("method"), ast.StringTerm(r.Method)}
+	pairs[2] = [2]*ast.Term{key("path"), ast.StringTerm(r.Path)}
 	if len(r.Query) > 0 {
 		q := make([][2]*ast.Term, 0, len(r.Query))
 		for k, vs := range r.Query {
 			q = append(q, [2]*ast.Term{ast.StringTerm(k), stringArray(vs)})
 		}
-		pairs = append(pairs, [2]*ast.Term{ast.InternedTerm("query"), ast.ObjectTerm(q...)})
+		pairs = append(pairs, [2]*ast.Term{key("query"), ast.ObjectTerm(q...)})
 	}
 	if r.RemoteIP != "" {
-		pairs = append(pairs, [2]*ast.Term{ast.InternedTerm("remote_ip"), ast.StringTerm(r.RemoteIP)})
+		pairs = append(pairs, [2]*ast.Term{key("remote_ip"), ast.StringTerm(r.RemoteIP)})
 	}
 	if !r.Time.IsZero() {
-		pairs = append(pairs, [2]*ast.Term{ast.InternedTerm("time"), ast.StringTerm(r.Time.Format(time.RFC3339Nano))})
+		pairs = append(pairs, [2]*ast.Term{key("time"), ast.StringTerm(r.Time.Format(time.RFC3339Nano))})
 	}
 	return ast.NewObject(pairs...), nil
 }
 
 func resourceValue(r *Resource) (ast.Value, error) {
 	pairs := make([][2]*ast.Term, 2, 5)
-	pairs[0] = [2]*ast.Term{ast.InternedTerm("module"), ast.StringTerm(r.Module)}
-	pairs[1] = [2]*ast.Term{ast.InternedTerm("action"), ast.StringTerm(r.Action)}
+	pairs[0] = [2]*ast.Term{key("module"), ast.StringTerm(r.Module)}
+	pairs[1] = [2]*ast.Term{key("action"), ast.StringTerm(r.Action)}
 	if r.ID != "" {
-		pairs = append(pairs, [2]*ast.Term{ast.InternedTerm("id"), ast.StringTerm(r.ID)})
+		pairs = append(pairs, [2]*ast.Term{key("id"), ast.StringTerm(r.ID)})
 	}
 	if len(r.Fields) > 0 {
-		pairs = append(pairs, [2]*ast.Term{ast.InternedTerm("fields"), stringArray(r.Fields)})
+		pairs = append(pairs, [2]*ast.Term{key("fields"), stringArray(r.Fields)})
 	}
 	if len(r.Body) > 0 {
 		v, err := ast.InterfaceToValue(r.Body)
 		if err != nil {
 			return nil, fmt.Errorf("resource body: %w", err)
 		}
-		pairs = append(pairs, [2]*ast.Term{ast.InternedTerm("body"), ast.NewTerm(v)})
+		pairs = append(pairs, [2]*ast.Term{key("body"), ast.NewTerm(v)})
 	}
 	return ast.NewObject(pairs...), nil
 }
 
 // int64Term keeps large numbers exact on 32-bit platforms too.
 func int64Term(n int64) *ast.Term { return ast.NumberTerm(json.Number(strconv.FormatInt(n, 10))) }
+
+// inputKeys are the input document's member names as terms, made once:
+// ast.InternedTerm interns only a fixed set of strings and allocates a new
+// term for any other, several dozen times a request.
+var inputKeys = func() map[string]*ast.Term {
+	m := map[string]*ast.Term{}
+	for _, k := range []string{
+		"subject", "request", "resource", "record",
+		"id", "roles", "groups", "teams", "attributes", "mfa", "amr", "auth", "email", "name", "acr", "auth_time",
+		"method", "path", "query", "remote_ip", "time",
+		"module", "action", "fields", "body",
+	} {
+		m[k] = ast.StringTerm(k)
+	}
+	return m
+}()
+
+// key returns the shared term for an input member name.
+func key(name string) *ast.Term {
+	if t, ok := inputKeys[name]; ok {
+		return t
+	}
+	return ast.StringTerm(name)
+}
