@@ -299,8 +299,12 @@ func (c *localCache) report(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
+			// The reader may not have retired the current incarnation yet.
 			c.mu.Lock()
 			gone := c.gone
+			if c.incarnation != "" {
+				gone = append(gone, c.incarnation)
+			}
 			c.mu.Unlock()
 			// Best effort: a registration left behind only makes writers
 			// wait until it runs out.

@@ -418,3 +418,19 @@ func TestRedisCacheWithoutClientCommand(t *testing.T) {
 	_, err := a.Get(ctx, s.ID)
 	wantNotFound(t, err, "after revoke")
 }
+
+// A replica that shuts down withdraws its registration, so writers do not
+// wait for it to run out.
+func TestRedisCacheWithdrawsOnClose(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	a, b, f := cachedPair(t, testredis.Addr())
+	if n, err := f.admin.HLen(ctx, f.prefix+"caches").Result(); err != nil || n != 1 {
+		t.Fatalf("registry holds %d entries (%v), want 1", n, err)
+	}
+	a.Close()
+	if n, err := f.admin.HLen(ctx, f.prefix+"caches").Result(); err != nil || n != 0 {
+		t.Fatalf("registry holds %d entries after Close (%v), want 0", n, err)
+	}
+	settle(t, b)
+}
