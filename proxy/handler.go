@@ -143,7 +143,7 @@ func New(o Options) (*Handler, error) {
 		ErrorLog:      zap.NewStdLog(o.Logger.Named("reverseproxy")),
 		// Without a pool ReverseProxy allocates a 32 KiB copy buffer per
 		// request: half of what a request allocated, and the GC work with it.
-		BufferPool: copyBuffers{},
+		BufferPool: CopyBuffers,
 	}
 	return h, nil
 }
@@ -443,7 +443,10 @@ func encodeUUID(dst, u []byte) {
 	}
 }
 
-// copyBuffers is ReverseProxy's buffer pool.
+// CopyBuffers is the pool of ReverseProxy copy buffers crmgate uses;
+// exported so the load harness can give a bare proxy the same one.
+var CopyBuffers httputil.BufferPool = copyBuffers{}
+
 type copyBuffers struct{}
 
 var copyBufferPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}

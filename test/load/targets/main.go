@@ -37,6 +37,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/crmgate/crmgate/config"
+	"github.com/crmgate/crmgate/proxy"
 	"github.com/crmgate/crmgate/proxy/app"
 	"github.com/crmgate/crmgate/proxy/demo"
 	"github.com/crmgate/crmgate/proxy/emulator"
@@ -177,6 +178,15 @@ func run(ctx context.Context, dir string, synthetic int, replayOn bool, redisAdd
 		return err
 	}
 	out.Targets = append(out.Targets, Target{Name: "bare-go", URL: bareURL, Script: plain})
+	// The same proxy with crmgate's copy-buffer pool: what pooling alone is
+	// worth, next to the stock proxy the targets are measured against.
+	pooled := bareProxy(crmURL, crmToken)
+	pooled.BufferPool = proxy.CopyBuffers
+	pooledURL, err := listen(pooled)
+	if err != nil {
+		return err
+	}
+	out.Targets = append(out.Targets, Target{Name: "bare-go-pooled", URL: pooledURL, Script: plain})
 
 	for _, m := range modes {
 		t, a, err := startCrmgate(serveCtx, &wg, m, crmURL, idpURL, iss, redisAddr)
@@ -276,7 +286,7 @@ func (a *atomicHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // bareProxy is the ceiling: httputil.ReverseProxy with a keep-alive pool of
 // 256 idle connections per host, adding the CRM credential and nothing else.
-func bareProxy(crmURL, token string) http.Handler {
+func bareProxy(crmURL, token string) *httputil.ReverseProxy {
 	target, _ := url.Parse(crmURL)
 	d := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
 	return &httputil.ReverseProxy{
