@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -537,6 +538,90 @@ func runConformance(t *testing.T, newHarness func(t *testing.T) harness) {
 		}
 	})
 
+	t.Run("Lock", func(t *testing.T) {
+		h := newHarness(t)
+		s, other := newSession(t, "alice"), newSession(t, "alice")
+		mustCreate(t, h, s, ttl)
+		hash := HashID(s.ID)
+		unlock, ok, err := h.store.Lock(ctx, hash, time.Minute)
+		if err != nil || !ok || unlock == nil {
+			t.Fatalf("first Lock = %v, %v", ok, err)
+		}
+		if _, ok, err := h.store.Lock(ctx, hash, time.Minute); err != nil || ok {
+			t.Fatalf("second Lock while held = %v, %v; want refused", ok, err)
+		}
+		otherUnlock, ok, err := h.store.Lock(ctx, HashID(other.ID), time.Minute)
+		if err != nil || !ok {
+			t.Fatalf("Lock of another session = %v, %v; want its own lease", ok, err)
+		}
+		otherUnlock()
+		unlock()
+		again, ok, err := h.store.Lock(ctx, hash, time.Minute)
+		if err != nil || !ok {
+			t.Fatalf("Lock after unlock = %v, %v", ok, err)
+		}
+		again()
+		// Concurrent takers: exactly one wins.
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		var won []func()
+		for range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				u, ok, err := h.store.Lock(ctx, hash, time.Minute)
+				if err != nil {
+					t.Error(err)
+				}
+				if ok {
+					mu.Lock()
+					won = append(won, u)
+					mu.Unlock()
+				}
+			}()
+		}
+		wg.Wait()
+		if len(won) != 1 {
+			t.Fatalf("%d of 8 concurrent Locks won, want 1", len(won))
+		}
+		won[0]()
+		for _, bad := range []string{"", "nope", s.ID, strings.ToUpper(hash), hash[:63], hash + "0", "*", "../" + hash[3:]} {
+			if _, ok, err := h.store.Lock(ctx, bad, time.Minute); err == nil || ok {
+				t.Errorf("Lock(%q) = %v, %v; want refused", bad, ok, err)
+			}
+		}
+		if _, ok, err := h.store.Lock(ctx, hash, 0); err == nil || ok {
+			t.Errorf("Lock with ttl 0 = %v, %v; want refused", ok, err)
+		}
+	})
+
+	t.Run("LockExpires", func(t *testing.T) {
+		h := newHarness(t)
+		hash := HashID(newSession(t, "alice").ID)
+		oldUnlock, ok, err := h.store.Lock(ctx, hash, 500*time.Millisecond)
+		if err != nil || !ok {
+			t.Fatalf("Lock = %v, %v", ok, err)
+		}
+		h.advance(600 * time.Millisecond)
+		// A holder that never released (crashed replica) blocks others for
+		// its ttl only.
+		newUnlock, ok, err := h.store.Lock(ctx, hash, time.Minute)
+		if err != nil || !ok {
+			t.Fatalf("Lock after the lease ran out = %v, %v", ok, err)
+		}
+		// The old holder finishing late must not free the new holder's lease.
+		oldUnlock()
+		if _, ok, err := h.store.Lock(ctx, hash, time.Minute); err != nil || ok {
+			t.Fatalf("Lock after the old holder's unlock = %v, %v; the new lease was released", ok, err)
+		}
+		newUnlock()
+		if u, ok, err := h.store.Lock(ctx, hash, time.Minute); err != nil || !ok {
+			t.Fatalf("Lock after the new holder's unlock = %v, %v", ok, err)
+		} else {
+			u()
+		}
+	})
+
 	t.Run("Closed", func(t *testing.T) {
 		h := newHarness(t)
 		s := newSession(t, "alice")
@@ -555,6 +640,9 @@ func runConformance(t *testing.T, newHarness func(t *testing.T) harness) {
 			if !errors.Is(err, ErrUnavailable) {
 				t.Errorf("%s on closed store: %v, want ErrUnavailable", name, err)
 			}
+		}
+		if _, ok, err := h.store.Lock(ctx, HashID(s.ID), time.Minute); ok || !errors.Is(err, ErrUnavailable) {
+			t.Errorf("Lock on closed store: %v, %v, want ErrUnavailable", ok, err)
 		}
 	})
 }

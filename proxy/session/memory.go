@@ -26,7 +26,16 @@ type Memory struct {
 	byUser   map[string]map[string]struct{} // user id → hashes
 	revoked  map[string]time.Time           // user id → last revocation
 	seen     map[string]int64               // user id → unix seconds
+	leases   map[string]memLease            // hash → refresh lease (Lock)
+	leaseSeq uint64
 	creates  int
+}
+
+// memLease is a Lock lease; token tells a holder's lease from a later one
+// under the same hash.
+type memLease struct {
+	token   uint64
+	expires time.Time
 }
 
 // toMicro keeps times at the microsecond resolution Redis stores, so both
@@ -53,6 +62,7 @@ func NewMemory(now func() time.Time) *Memory {
 		byUser:   make(map[string]map[string]struct{}),
 		revoked:  make(map[string]time.Time),
 		seen:     make(map[string]int64),
+		leases:   make(map[string]memLease),
 	}
 }
 
@@ -373,6 +383,38 @@ func (m *Memory) LastSeen(ctx context.Context) (map[string]time.Time, error) {
 	return out, nil
 }
 
+// Lock implements Store.
+func (m *Memory) Lock(ctx context.Context, hash string, ttl time.Duration) (func(), bool, error) {
+	const op = "lock session"
+	if !validHash(hash) {
+		return nil, false, fmt.Errorf("%s: %q is not a session hash", op, hash)
+	}
+	if ttl <= 0 {
+		return nil, false, fmt.Errorf("%s: ttl %s is not positive", op, ttl)
+	}
+	if err := m.lock(op); err != nil {
+		return nil, false, err
+	}
+	defer m.mu.Unlock()
+	now := m.now()
+	if l, held := m.leases[hash]; held && now.Before(l.expires) {
+		return nil, false, nil
+	}
+	// An expired lease is simply replaced: its holder's unlock then finds
+	// another token and leaves the new lease alone.
+	m.leaseSeq++
+	token := m.leaseSeq
+	m.leases[hash] = memLease{token: token, expires: now.Add(ttl)}
+	unlock := func() {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		if l, held := m.leases[hash]; held && l.token == token {
+			delete(m.leases, hash)
+		}
+	}
+	return unlock, true, nil
+}
+
 // Ping implements Store.
 func (m *Memory) Ping(ctx context.Context) error {
 	if err := m.lock("ping session store"); err != nil {
@@ -388,6 +430,6 @@ func (m *Memory) Close() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.closed = true
-	m.sessions, m.byUser = nil, nil
+	m.sessions, m.byUser, m.leases = nil, nil, nil
 	return nil
 }

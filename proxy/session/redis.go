@@ -21,6 +21,7 @@ import (
 //	r:{user id}     string  time of the user's last revocation
 //	all             zset  hash → expiry (List, Count)
 //	seen            hash  user id → last activity, unix seconds
+//	l:{sha256(id)}  string  holder's random token while one replica refreshes the session (Lock); TTL = lease
 //
 // Times inside Redis are unix microseconds, which Lua's doubles hold
 // exactly. A session key and its index entries live in different cluster
@@ -84,6 +85,10 @@ func (r *Redis) userKey(user string) string    { return r.prefix + "u:" + user }
 func (r *Redis) revokedKey(user string) string { return r.prefix + "r:" + user }
 func (r *Redis) allKey() string                { return r.prefix + "all" }
 func (r *Redis) seenKey() string               { return r.prefix + "seen" }
+
+// lockKey is outside the s: and r: prefixes the replica-local caches track,
+// so taking and releasing leases costs them no invalidations.
+func (r *Redis) lockKey(hash string) string { return r.prefix + "l:" + hash }
 
 // pipe batches writes in one round trip, atomically where the deployment
 // allows it (see the type comment).
@@ -156,6 +161,11 @@ local v = redis.call('HMGET', KEYS[1], 'd', 't', 'c', 'u')
 local r = false
 if v[4] then r = redis.call('GET', ARGV[1] .. v[4]) end
 return {v[1], v[2], v[3], v[4], r, redis.call('PTTL', KEYS[1])}`)
+	// unlockScript deletes a lease only while it still holds the caller's
+	// token: one that expired and was taken by another replica stays.
+	unlockScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0`)
 	maxFieldScript = redis.NewScript(`
 local c = redis.call('HGET', KEYS[1], ARGV[1])
 if (not c) or tonumber(ARGV[2]) > tonumber(c) then redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end
@@ -685,6 +695,38 @@ func (r *Redis) LastSeen(ctx context.Context) (map[string]time.Time, error) {
 		out[u] = time.Unix(sec, 0)
 	}
 	return out, nil
+}
+
+// unlockTimeout bounds the release of a lease. A release that fails or
+// times out is harmless beyond delay: the lease runs out by itself.
+const unlockTimeout = 2 * time.Second
+
+// Lock implements Store.
+func (r *Redis) Lock(ctx context.Context, hash string, ttl time.Duration) (func(), bool, error) {
+	const op = "lock session"
+	if !validHash(hash) {
+		return nil, false, fmt.Errorf("%s: %q is not a session hash", op, hash)
+	}
+	if ttl <= 0 {
+		return nil, false, fmt.Errorf("%s: ttl %s is not positive", op, ttl)
+	}
+	k, token := r.lockKey(hash), rand.Text()
+	ok, err := r.client.SetNX(ctx, k, token, time.Duration(ms(ttl))*time.Millisecond).Result()
+	if err != nil {
+		return nil, false, storeErr(op, err)
+	}
+	if !ok {
+		return nil, false, nil
+	}
+	// The release must happen even when the request that took the lease
+	// was cancelled meanwhile, or others wait out the whole ttl.
+	uctx := context.WithoutCancel(ctx)
+	unlock := func() {
+		c, cancel := context.WithTimeout(uctx, unlockTimeout)
+		defer cancel()
+		_ = unlockScript.Run(c, r.client, []string{k}, token).Err()
+	}
+	return unlock, true, nil
 }
 
 // Ping implements Store.

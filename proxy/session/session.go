@@ -115,6 +115,16 @@ type Store interface {
 	// LastSeen returns every recorded user's last activity, for the
 	// dormant-user report.
 	LastSeen(ctx context.Context) (map[string]time.Time, error)
+	// Lock takes a short lease on the session whose Hash is given, held by
+	// at most one caller across every replica sharing the store, so that
+	// only one of them uses a rotating refresh token. ok is false when
+	// someone else holds the lease; err (wrapping ErrUnavailable when the
+	// store could not be asked) means nobody knows, and the caller must not
+	// proceed as if it held it. The lease ends after ttl even if never
+	// released, so a crashed holder blocks others for ttl at most. unlock
+	// releases this caller's lease only: once it has expired and another
+	// caller took it, unlock leaves the new lease alone.
+	Lock(ctx context.Context, hash string, ttl time.Duration) (unlock func(), ok bool, err error)
 	// Ping reports whether the store can be used (readiness).
 	Ping(ctx context.Context) error
 	// Close releases the store; later calls return ErrUnavailable.
