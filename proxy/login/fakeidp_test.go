@@ -44,7 +44,10 @@ type fakeIdP struct {
 	refreshStatus int
 	lastAuth      url.Values
 	refreshes     atomic.Int32
-	idTTL         time.Duration
+	// refreshDelay holds each refresh answer back, so replicas racing to
+	// refresh surely overlap.
+	refreshDelay atomic.Int64
+	idTTL        time.Duration
 }
 
 type grant struct {
@@ -113,6 +116,9 @@ func (f *fakeIdP) token(w http.ResponseWriter, r *http.Request) {
 	if id, secret, ok := r.BasicAuth(); !ok || id != "crmgate" || secret != "secret" {
 		writeJSON(w, 401, map[string]string{"error": "invalid_client"})
 		return
+	}
+	if r.PostFormValue("grant_type") == "refresh_token" {
+		time.Sleep(time.Duration(f.refreshDelay.Load()))
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -196,6 +202,7 @@ type rig struct {
 	store *countingStore
 	srv   *httptest.Server
 	clock *clock
+	opts  Options
 	// sessions is how many sessions a refused login must leave behind.
 	sessions int
 }
@@ -222,7 +229,29 @@ func newRig(t *testing.T, opts ...rigOption) *rig {
 	for _, f := range opts {
 		f(&o)
 	}
-	l, err := New(o)
+	rg.opts = o
+	rg.login = rg.serve(mux)
+	return rg
+}
+
+// replica is another crmgate replica behind the same public URL: its own
+// Login (own in-process state) on the rig's store, IdP and key. It returns
+// the replica's base URL; the browser's session cookie works on both.
+func (rg *rig) replica() string {
+	rg.t.Helper()
+	mux := http.NewServeMux()
+	srv := httptest.NewServer(mux)
+	rg.t.Cleanup(srv.Close)
+	rg.serve(mux)
+	return srv.URL
+}
+
+// serve starts a Login on the rig's options and routes mux to it and the
+// app.
+func (rg *rig) serve(mux *http.ServeMux) *Login {
+	t := rg.t
+	t.Helper()
+	l, err := New(rg.opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -230,7 +259,6 @@ func newRig(t *testing.T, opts ...rigOption) *rig {
 	if err := l.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	rg.login = l
 	mux.Handle(Prefix, l.Routes())
 	app := func(needMFA bool) http.HandlerFunc {
 		return func(w http.ResponseWriter, r *http.Request) {
@@ -249,7 +277,7 @@ func newRig(t *testing.T, opts ...rigOption) *rig {
 	}
 	mux.Handle("/admin", app(true))
 	mux.Handle("/", app(false))
-	return rg
+	return l
 }
 
 // browser is a cookie-keeping client that does not follow redirects, so
@@ -305,7 +333,13 @@ func (b *browser) post(u string, form url.Values, hdr ...string) *http.Response 
 // subject fetches / and returns the subject, or nil when not signed in.
 func (b *browser) subject(rg *rig) *policy.Subject {
 	b.t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, rg.srv.URL+"/", nil)
+	return b.subjectAt(rg.srv.URL)
+}
+
+// subjectAt is subject on the crmgate (replica) at base.
+func (b *browser) subjectAt(base string) *policy.Subject {
+	b.t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, base+"/", nil)
 	res, err := b.c.Do(req)
 	if err != nil {
 		b.t.Fatal(err)

@@ -381,24 +381,49 @@ func (l *Login) createSession(w http.ResponseWriter, r *http.Request, v *verifie
 	return nil
 }
 
+// Cross-replica refresh lease (session.Store.Lock).
+const (
+	// refreshLease is how long one replica keeps a session's refresh to
+	// itself: longer than its refresh may take (refreshWork), short enough
+	// that a replica dying mid-refresh costs the session's other requests a
+	// wait, not the login.
+	refreshLease = 15 * time.Second
+	// refreshWork bounds the refresh done under the lease, so the new
+	// tokens are stored before the lease can run out and another replica
+	// spend the refresh token the IdP has already rotated.
+	refreshWork = 10 * time.Second
+	// refreshPoll is how often a replica waiting for another's refresh
+	// looks for its result.
+	refreshPoll = 50 * time.Millisecond
+)
+
 // refresh renews the session's tokens so the IdP's current roles and
 // groups reach crmgate. Concurrent requests of one session share one
-// refresh. errSessionEnded: the IdP refused (user disabled, logged out,
-// grant revoked) or the session cannot be refreshed: it is deleted.
+// refresh: within a process through flights, across the replicas sharing
+// the store through a lease on the session, because a rotated refresh
+// token used twice makes the IdP revoke the whole grant. errSessionEnded:
+// the IdP refused (user disabled, logged out, grant revoked) or the
+// session cannot be refreshed: it is deleted.
 func (l *Login) refresh(ctx context.Context, id string) (*session.Session, error) {
 	return l.flights.do(session.HashID(id), func() (*session.Session, error) {
 		// Another request may have refreshed while this one waited.
-		s, err := l.o.Store.Get(ctx, id)
-		switch {
-		case errors.Is(err, session.ErrNotFound):
-			return nil, errSessionEnded
-		case err != nil:
-			return nil, err
+		s, fresh, err := l.loadForRefresh(ctx, id)
+		if err != nil || fresh {
+			return s, err
 		}
+		unlock, s, err := l.leaseRefresh(ctx, id, s.Hash)
+		if err != nil || unlock == nil {
+			return s, err
+		}
+		defer unlock()
+		// Another replica may have refreshed between the read above and
+		// the lease, spending the refresh token this copy still holds.
+		if s, fresh, err = l.loadForRefresh(ctx, id); err != nil || fresh {
+			return s, err
+		}
+		ctx, cancel := context.WithTimeout(ctx, refreshWork)
+		defer cancel()
 		now := l.o.Now()
-		if now.Before(s.TokenExpiry.Add(-l.o.RefreshMargin)) {
-			return s, nil
-		}
 		p := l.idp.Load()
 		if p == nil {
 			return nil, fmt.Errorf("refresh session: %w: no discovery yet", ErrIdPUnavailable)
@@ -459,4 +484,54 @@ func (l *Login) refresh(ctx context.Context, id string) (*session.Session, error
 		l.log.Debug("session refreshed", zap.String("user", subj.ID))
 		return s, nil
 	})
+}
+
+// loadForRefresh reads the session and reports whether its tokens are
+// still outside the refresh margin. A missing session is errSessionEnded.
+func (l *Login) loadForRefresh(ctx context.Context, id string) (*session.Session, bool, error) {
+	s, err := l.o.Store.Get(ctx, id)
+	switch {
+	case errors.Is(err, session.ErrNotFound):
+		return nil, false, errSessionEnded
+	case err != nil:
+		return nil, false, err
+	}
+	return s, l.o.Now().Before(s.TokenExpiry.Add(-l.o.RefreshMargin)), nil
+}
+
+// leaseRefresh takes the session's refresh lease, waiting while another
+// replica holds it. It returns unlock once this replica holds the lease,
+// or (unlock nil) the session another replica refreshed meanwhile. The
+// lease is retried while waiting, so a holder that gave up (IdP down,
+// request cancelled) hands over at once rather than after its whole lease.
+func (l *Login) leaseRefresh(ctx context.Context, id, hash string) (func(), *session.Session, error) {
+	// Wall time, not Options.Now: the wait is real waiting, and the Redis
+	// store's leases run out in real time.
+	deadline := time.Now().Add(refreshLease)
+	for {
+		unlock, ok, err := l.o.Store.Lock(ctx, hash, refreshLease)
+		switch {
+		case err != nil:
+			return nil, nil, fmt.Errorf("refresh session: %w", err)
+		case ok:
+			return unlock, nil, nil
+		case !time.Now().Before(deadline):
+			// Not a logout: the holder may yet finish, and a retry then
+			// finds its tokens.
+			return nil, nil, fmt.Errorf("refresh session: %w: another replica's refresh did not finish within %s",
+				ErrIdPUnavailable, refreshLease)
+		}
+		t := time.NewTimer(refreshPoll)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, nil, fmt.Errorf("refresh session: %w: waiting for another replica's refresh: %w",
+				ErrIdPUnavailable, ctx.Err())
+		case <-t.C:
+		}
+		s, fresh, err := l.loadForRefresh(ctx, id)
+		if err != nil || fresh {
+			return nil, s, err
+		}
+	}
 }

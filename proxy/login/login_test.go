@@ -585,6 +585,73 @@ func TestRefresh(t *testing.T) {
 			t.Fatalf("%d refreshes for one session, want 1 (rotation would revoke the grant)", n)
 		}
 	})
+	t.Run("concurrent requests through two replicas share one refresh", func(t *testing.T) {
+		t.Parallel()
+		rg := newRig(t)
+		other := rg.replica()
+		b := newBrowser(t)
+		rg.signIn(b, "/")
+		// Wide enough that, without a lease across replicas, each would
+		// read the stale tokens before the other stored new ones.
+		rg.idp.refreshDelay.Store(int64(200 * time.Millisecond))
+		rg.clock.Add(10 * time.Minute)
+		done := make(chan bool, 8)
+		for i := range 8 {
+			base := rg.srv.URL
+			if i%2 == 1 {
+				base = other
+			}
+			go func() { done <- b.subjectAt(base) != nil }()
+		}
+		for range 8 {
+			if !<-done {
+				t.Error("a concurrent request lost the session")
+			}
+		}
+		if n := rg.idp.refreshes.Load(); n != 1 {
+			t.Fatalf("%d refreshes for one session across two replicas, want 1 (rotation would revoke the grant)", n)
+		}
+		for _, base := range []string{rg.srv.URL, other} {
+			if b.subjectAt(base) == nil {
+				t.Fatalf("session lost at %s after the refresh", base)
+			}
+		}
+	})
+	t.Run("a replica waits for the lease holder and takes over when it gives up", func(t *testing.T) {
+		t.Parallel()
+		rg := newRig(t)
+		b := newBrowser(t)
+		rg.signIn(b, "/")
+		rg.clock.Add(10 * time.Minute)
+		hash := session.HashID(rg.cookie(b, rg.login.cookie).Value)
+		// Another replica holds the lease and will not finish its refresh.
+		unlock, ok, err := rg.store.Lock(context.Background(), hash, time.Minute)
+		if err != nil || !ok {
+			t.Fatalf("Lock = %v, %v", ok, err)
+		}
+		done := make(chan bool, 1)
+		go func() { done <- b.subject(rg) != nil }()
+		select {
+		case <-done:
+			t.Fatal("request did not wait for the replica holding the lease")
+		case <-time.After(300 * time.Millisecond):
+		}
+		if n := rg.idp.refreshes.Load(); n != 0 {
+			t.Fatalf("%d refreshes while another replica held the lease", n)
+		}
+		unlock()
+		select {
+		case ok := <-done:
+			if !ok {
+				t.Fatal("the waiting request lost the session")
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("the waiting request did not take over the released lease")
+		}
+		if n := rg.idp.refreshes.Load(); n != 1 {
+			t.Fatalf("%d refreshes, want 1", n)
+		}
+	})
 }
 
 func TestIdPUnavailableAtStart(t *testing.T) {
