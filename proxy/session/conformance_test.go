@@ -233,13 +233,13 @@ func runConformance(t *testing.T, newHarness func(t *testing.T) harness) {
 		h := newHarness(t)
 		s := newSession(t, "alice")
 		// Wide margins: Redis expires in real time on a busy CI machine.
-		mustCreate(t, h, s, time.Second)
-		h.advance(600 * time.Millisecond)
+		mustCreate(t, h, s, 2*time.Second)
+		h.advance(1200 * time.Millisecond)
 		seen := s.LastSeen.Add(time.Minute)
-		if err := h.store.Touch(ctx, s.ID, seen, time.Second); err != nil {
+		if err := h.store.Touch(ctx, s.ID, seen, 2*time.Second); err != nil {
 			t.Fatalf("Touch: %v", err)
 		}
-		h.advance(600 * time.Millisecond) // 1.2s after create: alive only if extended
+		h.advance(1200 * time.Millisecond) // 2.4s after create: alive only if extended
 		got, err := h.store.Get(ctx, s.ID)
 		if err != nil {
 			t.Fatalf("Get after touch: %v", err)
