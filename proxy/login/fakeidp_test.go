@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"maps"
 	"net/http"
 	"net/http/cookiejar"
@@ -405,4 +406,17 @@ func (c *countingStore) Touch(ctx context.Context, id string, at time.Time, ttl 
 func (c *countingStore) Update(ctx context.Context, s *session.Session, ttl time.Duration) error {
 	c.updates.Add(1)
 	return c.Store.Update(ctx, s, ttl)
+}
+
+// noScanStore refuses List, which reads a bounded page of the store: a
+// code path that finds sessions by scanning would, beyond that page, miss
+// them while reporting success.
+type noScanStore struct {
+	session.Store
+	lists atomic.Int32
+}
+
+func (n *noScanStore) List(context.Context, int) ([]*session.Session, error) {
+	n.lists.Add(1)
+	return nil, errors.New("List must not be used to find sessions: it sees only a page of them")
 }

@@ -146,14 +146,13 @@ func (l *Login) serveBackchannel(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 }
 
-// maxScan bounds a sid-only back-channel logout, which has to look at every
-// session to find the one with that sid.
-const maxScan = 100_000
-
 // revokeNamed ends the sessions a logout token names: with a sid, the
 // sessions of that IdP session (of the user, when sub is given too, plus
 // the user's sessions that carry no sid, which cannot be told apart);
-// with sub alone, every session of the user.
+// with sub alone, every session of the user. A sid alone is looked up in
+// the store's sid index rather than by scanning sessions, so the one named
+// is found however many sessions the store holds: a 200 to the IdP must
+// mean the logout happened.
 func (l *Login) revokeNamed(ctx context.Context, sub, sid string) (int, error) {
 	if sid == "" {
 		return l.o.Store.RevokeUser(ctx, sub)
@@ -163,7 +162,7 @@ func (l *Login) revokeNamed(ctx context.Context, sub, sid string) (int, error) {
 	if sub != "" {
 		list, err = l.o.Store.ListUser(ctx, sub)
 	} else {
-		list, err = l.o.Store.List(ctx, maxScan)
+		list, err = l.o.Store.ListSID(ctx, sid)
 	}
 	if err != nil {
 		return 0, fmt.Errorf("revoke sessions: %w", err)

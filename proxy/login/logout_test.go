@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -281,6 +282,51 @@ func TestBackchannelLogout(t *testing.T) {
 		}
 		if b.subject(rg) != nil {
 			t.Error("session survived")
+		}
+	})
+	t.Run("sid alone ends exactly that idp session without scanning the store", func(t *testing.T) {
+		t.Parallel()
+		var scan *noScanStore
+		rg := newRig(t, func(o *Options) {
+			scan = &noScanStore{Store: o.Store}
+			o.Store = scan
+		})
+		ctx := context.Background()
+		named, other := newBrowser(t), newBrowser(t)
+		rg.signIn(named, "/")
+		rg.idp.setClaims(map[string]any{"sid": "idp-sid-2"})
+		rg.signIn(other, "/")
+		// Sessions created after the named one expire later, so a scan in
+		// List's order (latest expiry first) reaches them before it.
+		rg.clock.Add(time.Second)
+		for i := range 50 {
+			id, err := session.NewID()
+			if err != nil {
+				t.Fatal(err)
+			}
+			sid := []string{"idp-sid-1x", "IDP-SID-1", "idp-sid-3", ""}[i%4]
+			if err := rg.store.Create(ctx, &session.Session{ID: id, Subject: &policy.Subject{ID: "user-" + strconv.Itoa(i%7)}, SID: sid}, time.Hour); err != nil {
+				t.Fatal(err)
+			}
+		}
+		before, err := rg.store.Count(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st := postLogoutToken(t, rg, logoutToken(t, rg, func(c map[string]any) { delete(c, "sub") })); st != 200 {
+			t.Fatalf("status %d", st)
+		}
+		if named.subject(rg) != nil {
+			t.Error("the named idp session's session survived")
+		}
+		if other.subject(rg) == nil {
+			t.Error("the user's other idp session was ended too")
+		}
+		if after, err := rg.store.Count(ctx); err != nil || after != before-1 {
+			t.Errorf("sessions after logout = %d, %v; want %d (only the named one gone)", after, err, before-1)
+		}
+		if n := scan.lists.Load(); n != 0 {
+			t.Errorf("back-channel logout listed the store %d times", n)
 		}
 	})
 	bad := []struct {

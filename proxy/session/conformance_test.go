@@ -421,6 +421,129 @@ func runConformance(t *testing.T, newHarness func(t *testing.T) harness) {
 		}
 	})
 
+	t.Run("ListSID", func(t *testing.T) {
+		h := newHarness(t)
+		withSID := func(user, sid string, ttl time.Duration) *Session {
+			s := newSession(t, user)
+			s.SID = sid
+			mustCreate(t, h, s, ttl)
+			return s
+		}
+		listSID := func(sid string) []string {
+			t.Helper()
+			l, err := h.store.ListSID(ctx, sid)
+			if err != nil {
+				t.Fatalf("ListSID(%q): %v", sid, err)
+			}
+			for _, s := range l {
+				if s.ID != "" {
+					t.Fatal("ListSID returned a raw session id")
+				}
+				if s.SID != sid {
+					t.Fatalf("ListSID(%q) returned a session of sid %q", sid, s.SID)
+				}
+			}
+			return hashes(l)
+		}
+		// One IdP session may carry sessions of several users (an IdP that
+		// reuses sids across accounts): all are that IdP session's.
+		a1, b1 := withSID("alice", "sid-1", ttl), withSID("bob", "sid-1", ttl)
+		a2 := withSID("alice", "sid-2", ttl)
+		withSID("alice", "", ttl)
+		// A sid shaped like a pattern or another key's name matches only
+		// itself.
+		star := withSID("alice", "*", ttl)
+		withSID("alice", "sid-1x", ttl)
+		withSID("alice", "u:alice", ttl)
+		if got := listSID("sid-1"); !slices.Equal(got, sortedHashes(a1, b1)) {
+			t.Fatalf("ListSID(sid-1) = %v, want %v", got, sortedHashes(a1, b1))
+		}
+		if got := listSID("sid-2"); !slices.Equal(got, sortedHashes(a2)) {
+			t.Fatalf("ListSID(sid-2) = %v", got)
+		}
+		if got := listSID("*"); !slices.Equal(got, sortedHashes(star)) {
+			t.Fatalf("ListSID(*) = %v", got)
+		}
+		if got := listSID("sid-"); len(got) != 0 {
+			t.Fatalf("ListSID(sid-) = %v, want none", got)
+		}
+		if _, err := h.store.ListSID(ctx, ""); err == nil {
+			t.Fatal("ListSID accepted an empty sid")
+		}
+
+		// A deleted session leaves no live entry, whatever its index holds.
+		if err := h.store.Delete(ctx, b1.ID); err != nil {
+			t.Fatal(err)
+		}
+		if got := listSID("sid-1"); !slices.Equal(got, sortedHashes(a1)) {
+			t.Fatalf("ListSID(sid-1) after Delete = %v", got)
+		}
+		if got := listSID("sid-1"); !slices.Equal(got, sortedHashes(a1)) {
+			t.Fatalf("ListSID(sid-1) after its housekeeping = %v", got)
+		}
+
+		// Update moves a session from one sid to another, and out of every
+		// sid when it loses its own.
+		a2.SID = "sid-1"
+		if err := h.store.Update(ctx, a2, ttl); err != nil {
+			t.Fatal(err)
+		}
+		if got := listSID("sid-2"); len(got) != 0 {
+			t.Fatalf("ListSID(sid-2) after the session moved = %v", got)
+		}
+		if got := listSID("sid-1"); !slices.Equal(got, sortedHashes(a1, a2)) {
+			t.Fatalf("ListSID(sid-1) after the session moved in = %v", got)
+		}
+		a2.SID = ""
+		if err := h.store.Update(ctx, a2, ttl); err != nil {
+			t.Fatal(err)
+		}
+		if got := listSID("sid-1"); !slices.Equal(got, sortedHashes(a1)) {
+			t.Fatalf("ListSID(sid-1) after the session lost its sid = %v", got)
+		}
+		a2.SID = "sid-2"
+		if err := h.store.Update(ctx, a2, ttl); err != nil {
+			t.Fatal(err)
+		}
+		if got := listSID("sid-2"); !slices.Equal(got, sortedHashes(a2)) {
+			t.Fatalf("ListSID(sid-2) after the session got its sid back = %v", got)
+		}
+
+		// A revoked user's session is refused even when RevokeUser could not
+		// find it through the user index.
+		c := withSID("carol", "sid-3", ttl)
+		h.dropIndex(t, "carol", c.ID)
+		if got := listSID("sid-3"); !slices.Equal(got, sortedHashes(c)) {
+			t.Fatalf("ListSID(sid-3) = %v", got)
+		}
+		h.advance(2 * time.Millisecond)
+		if _, err := h.store.RevokeUser(ctx, "carol"); err != nil {
+			t.Fatal(err)
+		}
+		if got := listSID("sid-3"); len(got) != 0 {
+			t.Fatalf("ListSID(sid-3) after RevokeUser = %v", got)
+		}
+
+		// Expired sessions drop out; a session kept alive by Touch past the
+		// ttl it was created with stays findable (its index must not expire
+		// under it).
+		short := withSID("dave", "sid-1", time.Second)
+		kept := withSID("dave", "sid-4", time.Second)
+		if got := listSID("sid-1"); !slices.Equal(got, sortedHashes(a1, short)) {
+			t.Fatalf("ListSID(sid-1) = %v", got)
+		}
+		if err := h.store.Touch(ctx, kept.ID, time.Now(), ttl); err != nil {
+			t.Fatal(err)
+		}
+		h.advance(2500 * time.Millisecond)
+		if got := listSID("sid-1"); !slices.Equal(got, sortedHashes(a1)) {
+			t.Fatalf("ListSID(sid-1) after expiry = %v", got)
+		}
+		if got := listSID("sid-4"); !slices.Equal(got, sortedHashes(kept)) {
+			t.Fatalf("ListSID(sid-4) of a touched session = %v, want it", got)
+		}
+	})
+
 	t.Run("LastSeen", func(t *testing.T) {
 		h := newHarness(t)
 		t0 := time.Date(2026, 11, 23, 12, 0, 0, 500, time.UTC)
@@ -632,10 +755,11 @@ func runConformance(t *testing.T, newHarness func(t *testing.T) harness) {
 		_, getErr := h.store.Get(ctx, s.ID)
 		_, revErr := h.store.RevokeUser(ctx, "alice")
 		_, listErr := h.store.List(ctx, 10)
+		_, sidErr := h.store.ListSID(ctx, "sid-1")
 		for name, err := range map[string]error{
 			"Get": getErr, "Create": h.store.Create(ctx, newSession(t, "bob"), ttl),
 			"Touch": h.store.Touch(ctx, s.ID, time.Now(), ttl), "Delete": h.store.Delete(ctx, s.ID),
-			"RevokeUser": revErr, "List": listErr, "Ping": h.store.Ping(ctx),
+			"RevokeUser": revErr, "List": listErr, "ListSID": sidErr, "Ping": h.store.Ping(ctx),
 		} {
 			if !errors.Is(err, ErrUnavailable) {
 				t.Errorf("%s on closed store: %v, want ErrUnavailable", name, err)

@@ -24,6 +24,7 @@ type Memory struct {
 	closed   bool
 	sessions map[string]*memEntry           // hash → entry
 	byUser   map[string]map[string]struct{} // user id → hashes
+	bySID    map[string]map[string]struct{} // IdP session id → hashes
 	revoked  map[string]time.Time           // user id → last revocation
 	seen     map[string]int64               // user id → unix seconds
 	leases   map[string]memLease            // hash → refresh lease (Lock)
@@ -45,6 +46,7 @@ func toMicro(t time.Time) time.Time { return fromMicro(micro(t)) }
 type memEntry struct {
 	data     []byte
 	user     string
+	sid      string    // the record's SID, kept to find its bySID entry
 	created  time.Time // store clock, compared with revocations
 	lastSeen time.Time
 	expires  time.Time
@@ -60,6 +62,7 @@ func NewMemory(now func() time.Time) *Memory {
 		now:      now,
 		sessions: make(map[string]*memEntry),
 		byUser:   make(map[string]map[string]struct{}),
+		bySID:    make(map[string]map[string]struct{}),
 		revoked:  make(map[string]time.Time),
 		seen:     make(map[string]int64),
 		leases:   make(map[string]memLease),
@@ -91,13 +94,30 @@ func (m *Memory) live(hash string, now time.Time) *memEntry {
 	return e
 }
 
-// remove deletes a session and its index entry. m.mu must be held.
+// remove deletes a session and its index entries. m.mu must be held.
 func (m *Memory) remove(hash string, e *memEntry) {
 	delete(m.sessions, hash)
-	if set := m.byUser[e.user]; set != nil {
+	unindex(m.byUser, e.user, hash)
+	unindex(m.bySID, e.sid, hash)
+}
+
+// index and unindex keep a key → set of hashes map, with no empty sets
+// left behind; an empty key (a session without SID) is never indexed.
+func index(idx map[string]map[string]struct{}, key, hash string) {
+	if key == "" {
+		return
+	}
+	if idx[key] == nil {
+		idx[key] = make(map[string]struct{})
+	}
+	idx[key][hash] = struct{}{}
+}
+
+func unindex(idx map[string]map[string]struct{}, key, hash string) {
+	if set := idx[key]; set != nil {
 		delete(set, hash)
 		if len(set) == 0 {
-			delete(m.byUser, e.user)
+			delete(idx, key)
 		}
 	}
 }
@@ -129,11 +149,9 @@ func (m *Memory) Create(ctx context.Context, s *Session, ttl time.Duration) erro
 		return fmt.Errorf("%s: id already in use", op)
 	}
 	user := s.Subject.ID
-	m.sessions[h] = &memEntry{data: data, user: user, created: toMicro(now), lastSeen: toMicro(s.LastSeen), expires: now.Add(ttl)}
-	if m.byUser[user] == nil {
-		m.byUser[user] = make(map[string]struct{})
-	}
-	m.byUser[user][h] = struct{}{}
+	m.sessions[h] = &memEntry{data: data, user: user, sid: s.SID, created: toMicro(now), lastSeen: toMicro(s.LastSeen), expires: now.Add(ttl)}
+	index(m.byUser, user, h)
+	index(m.bySID, s.SID, h)
 	s.Hash = h
 	return nil
 }
@@ -197,6 +215,11 @@ func (m *Memory) Update(ctx context.Context, s *Session, ttl time.Duration) erro
 	}
 	e.data = data
 	e.expires = now.Add(ttl)
+	if e.sid != s.SID {
+		unindex(m.bySID, e.sid, h)
+		index(m.bySID, s.SID, h)
+		e.sid = s.SID
+	}
 	s.Hash = h
 	return nil
 }
@@ -286,6 +309,26 @@ func (m *Memory) ListUser(ctx context.Context, userID string) ([]*Session, error
 	now := m.now()
 	var picked []memPick
 	for h := range m.byUser[userID] {
+		if e := m.live(h, now); e != nil {
+			picked = append(picked, memPick{h, e.data, e.lastSeen, e.expires})
+		}
+	}
+	m.mu.Unlock()
+	return decodePicks(op, picked, 0)
+}
+
+// ListSID implements Store.
+func (m *Memory) ListSID(ctx context.Context, sid string) ([]*Session, error) {
+	const op = "list sessions by sid"
+	if sid == "" {
+		return nil, fmt.Errorf("%s: empty sid", op)
+	}
+	if err := m.lock(op); err != nil {
+		return nil, err
+	}
+	now := m.now()
+	var picked []memPick
+	for h := range m.bySID[sid] {
 		if e := m.live(h, now); e != nil {
 			picked = append(picked, memPick{h, e.data, e.lastSeen, e.expires})
 		}
@@ -430,6 +473,6 @@ func (m *Memory) Close() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.closed = true
-	m.sessions, m.byUser, m.leases = nil, nil, nil
+	m.sessions, m.byUser, m.bySID, m.leases = nil, nil, nil, nil
 	return nil
 }

@@ -16,8 +16,9 @@ import (
 //
 // Layout, all under the prefix:
 //
-//	s:{sha256(id)}  hash  d=record JSON, t=last seen, c=created, u=user id; TTL = session ttl
+//	s:{sha256(id)}  hash  d=record JSON, t=last seen, c=created, u=user id, x=IdP sid (when any); TTL = session ttl
 //	u:{user id}     set   hashes of the user's sessions (RevokeUser, ListUser)
+//	x:{IdP sid}     set   hashes of the sessions of that IdP session (ListSID); TTL as u:
 //	r:{user id}     string  time of the user's last revocation
 //	all             zset  hash → expiry (List, Count)
 //	seen            hash  user id → last activity, unix seconds
@@ -86,6 +87,11 @@ func (r *Redis) revokedKey(user string) string { return r.prefix + "r:" + user }
 func (r *Redis) allKey() string                { return r.prefix + "all" }
 func (r *Redis) seenKey() string               { return r.prefix + "seen" }
 
+// sidKey is outside the tracked s: and r: prefixes too: the caches never
+// read it. The sid is the IdP's choice, of any shape, but it only ever ends
+// a key name (never a pattern), so no value reaches another key.
+func (r *Redis) sidKey(sid string) string { return r.prefix + "x:" + sid }
+
 // lockKey is outside the s: and r: prefixes the replica-local caches track,
 // so taking and releasing leases costs them no invalidations.
 func (r *Redis) lockKey(hash string) string { return r.prefix + "l:" + hash }
@@ -126,26 +132,29 @@ var (
 	createScript = redis.NewScript(`
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('HSET', KEYS[1], 'd', ARGV[1], 't', ARGV[2], 'c', ARGV[3], 'u', ARGV[4])
+if ARGV[6] ~= '' then redis.call('HSET', KEYS[1], 'x', ARGV[6]) end
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
 return 1`)
-	// updateScript replaces the record of an existing session of the same
-	// user only.
+	// updateScript replaces the record (and the sid kept beside it) of an
+	// existing session of the same user only.
 	updateScript = redis.NewScript(`
 local u = redis.call('HGET', KEYS[1], 'u')
 if not u then return 0 end
 if u ~= ARGV[2] then return -1 end
 redis.call('HSET', KEYS[1], 'd', ARGV[1])
+if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'x', ARGV[4]) else redis.call('HDEL', KEYS[1], 'x') end
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return 1`)
-	// touchScript extends an existing session and returns its user (false
-	// when it is gone, so it is never recreated).
+	// touchScript extends an existing session and returns its user and sid
+	// ('' when none), so their indexes can be extended with it (false when
+	// it is gone, so it is never recreated).
 	touchScript = redis.NewScript(`
 local u = redis.call('HGET', KEYS[1], 'u')
 if not u then return false end
 local t = tonumber(redis.call('HGET', KEYS[1], 't') or '0')
 if tonumber(ARGV[1]) > t then redis.call('HSET', KEYS[1], 't', ARGV[1]) end
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
-return u`)
+return {u, redis.call('HGET', KEYS[1], 'x') or ''}`)
 	// maxScript sets a string key (or a hash field, with ARGV[2]) to ARGV[1]
 	// unless it already holds a later time, so replicas whose clocks or
 	// messages disagree can never move a time backwards.
@@ -180,6 +189,19 @@ func (r *Redis) indexTTL(ctx context.Context, p redis.Pipeliner, user string, tt
 	p.ExpireGT(ctx, k, ttl+time.Second)
 }
 
+// sidIndex adds a session to its IdP session's index, which like the user
+// index lives at least as long as the sessions in it. Sessions without a
+// sid are not indexed.
+func (r *Redis) sidIndex(ctx context.Context, p redis.Pipeliner, sid, hash string, ttl time.Duration) {
+	if sid == "" {
+		return
+	}
+	k := r.sidKey(sid)
+	p.SAdd(ctx, k, hash)
+	p.ExpireNX(ctx, k, ttl+time.Second)
+	p.ExpireGT(ctx, k, ttl+time.Second)
+}
+
 // Create implements Store.
 func (r *Redis) Create(ctx context.Context, s *Session, ttl time.Duration) error {
 	const op = "create session"
@@ -192,9 +214,10 @@ func (r *Redis) Create(ctx context.Context, s *Session, ttl time.Duration) error
 	p := r.pipe()
 	p.SAdd(ctx, r.userKey(user), h)
 	r.indexTTL(ctx, p, user, ttl)
+	r.sidIndex(ctx, p, s.SID, h, ttl)
 	p.ZAdd(ctx, r.allKey(), redis.Z{Score: float64(now.Add(ttl).UnixMilli()), Member: h})
 	created := createScript.Eval(ctx, p, []string{r.sessionKey(h)},
-		data, micro(s.LastSeen), micro(now), user, ms(ttl))
+		data, micro(s.LastSeen), micro(now), user, ms(ttl), s.SID)
 	p.ZRemRangeByScore(ctx, r.allKey(), "-inf", "("+strconv.FormatInt(now.UnixMilli(), 10))
 	if _, err := p.Exec(ctx); err != nil {
 		return storeErr(op, err)
@@ -411,7 +434,18 @@ func (r *Redis) Update(ctx context.Context, s *Session, ttl time.Duration) error
 	}
 	h, user := HashID(s.ID), s.Subject.ID
 	defer r.forget(h)
-	n, err := updateScript.Run(ctx, r.client, []string{r.sessionKey(h)}, data, user, ms(ttl)).Int()
+	if s.SID != "" {
+		// Indexed before the record carries the sid, as in Create: a
+		// failure here leaves at worst an entry ListSID drops, never a
+		// session its IdP session's logout cannot find. An entry under a
+		// previous sid stays until read, where the record's sid rules it out.
+		p := r.client.Pipeline()
+		r.sidIndex(ctx, p, s.SID, h, ttl)
+		if _, err := p.Exec(ctx); err != nil {
+			return storeErr(op+": sid index", err)
+		}
+	}
+	n, err := updateScript.Run(ctx, r.client, []string{r.sessionKey(h)}, data, user, ms(ttl), s.SID).Int()
 	if err != nil {
 		return storeErr(op, err)
 	}
@@ -421,7 +455,7 @@ func (r *Redis) Update(ctx context.Context, s *Session, ttl time.Duration) error
 	case -1:
 		return fmt.Errorf("%s: session belongs to another user", op)
 	}
-	if err := r.extendIndexes(ctx, op, h, user, ttl); err != nil {
+	if err := r.extendIndexes(ctx, op, h, user, s.SID, ttl); err != nil {
 		return err
 	}
 	s.Hash = h
@@ -429,10 +463,16 @@ func (r *Redis) Update(ctx context.Context, s *Session, ttl time.Duration) error
 	return r.settle(ctx, op)
 }
 
-func (r *Redis) extendIndexes(ctx context.Context, op, hash, user string, ttl time.Duration) error {
+// extendIndexes keeps the indexes naming a session alive as long as it:
+// a sid index that expired under a session touched past its first ttl
+// would let that IdP session's logout miss it. The sid entry is added
+// again, not only extended, so one lost by a half-done write comes back at
+// the session's next request.
+func (r *Redis) extendIndexes(ctx context.Context, op, hash, user, sid string, ttl time.Duration) error {
 	p := r.client.Pipeline()
 	p.ZAddXX(ctx, r.allKey(), redis.Z{Score: float64(r.now().Add(ttl).UnixMilli()), Member: hash})
 	r.indexTTL(ctx, p, user, ttl)
+	r.sidIndex(ctx, p, sid, hash, ttl)
 	if _, err := p.Exec(ctx); err != nil {
 		return storeErr(op+": extend indexes", err)
 	}
@@ -447,11 +487,14 @@ func (r *Redis) Touch(ctx context.Context, id string, lastSeen time.Time, ttl ti
 	}
 	h := HashID(id)
 	defer r.forget(h)
-	user, err := touchScript.Run(ctx, r.client, []string{r.sessionKey(h)}, micro(lastSeen), ms(ttl)).Text()
+	vals, err := touchScript.Run(ctx, r.client, []string{r.sessionKey(h)}, micro(lastSeen), ms(ttl)).StringSlice()
 	if err != nil {
 		return storeErr(op, err)
 	}
-	return r.extendIndexes(ctx, op, h, user, ttl)
+	if len(vals) != 2 {
+		return storeErr(op, fmt.Errorf("unexpected reply of %d values", len(vals)))
+	}
+	return r.extendIndexes(ctx, op, h, vals[0], vals[1], ttl)
 }
 
 // Delete implements Store.
@@ -574,6 +617,38 @@ func (r *Redis) ListUser(ctx context.Context, userID string) ([]*Session, error)
 	if len(stale) > 0 {
 		// Housekeeping only; a failure here changes no answer.
 		_ = r.client.SRem(ctx, r.userKey(userID), toAny(stale)...).Err()
+	}
+	return out, nil
+}
+
+// ListSID implements Store.
+func (r *Redis) ListSID(ctx context.Context, sid string) ([]*Session, error) {
+	const op = "list sessions by sid"
+	if sid == "" {
+		return nil, fmt.Errorf("%s: empty sid", op)
+	}
+	k := r.sidKey(sid)
+	hashes, err := r.client.SMembers(ctx, k).Result()
+	if err != nil {
+		return nil, storeErr(op, err)
+	}
+	found, stale, err := r.load(ctx, op, hashes, "")
+	if err != nil {
+		return nil, err
+	}
+	// The index is a hint (an Update may have moved the session to another
+	// sid); the record's own sid is the truth.
+	out := found[:0]
+	for _, s := range found {
+		if s.SID == sid {
+			out = append(out, s)
+		} else {
+			stale = append(stale, s.Hash)
+		}
+	}
+	if len(stale) > 0 {
+		// Housekeeping only; a failure here changes no answer.
+		_ = r.client.SRem(ctx, k, toAny(stale)...).Err()
 	}
 	return out, nil
 }

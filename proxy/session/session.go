@@ -104,6 +104,12 @@ type Store interface {
 	RevokeUser(ctx context.Context, userID string) (int, error)
 	// ListUser returns the user's live sessions, without IDs.
 	ListUser(ctx context.Context, userID string) ([]*Session, error)
+	// ListSID returns the live sessions whose SID is sid (those of one IdP
+	// session, whatever their user), without IDs, found through an index
+	// so that a back-channel logout naming only a sid misses none of them
+	// however many sessions the store holds. An empty sid is an error:
+	// sessions without one are not an IdP session's.
+	ListSID(ctx context.Context, sid string) ([]*Session, error)
 	// List returns up to limit live sessions, those expiring last first,
 	// without IDs.
 	List(ctx context.Context, limit int) ([]*Session, error)
