@@ -303,18 +303,7 @@ func (m *Memory) RevokeUser(ctx context.Context, userID string) (int, error) {
 // ListUser implements Store.
 func (m *Memory) ListUser(ctx context.Context, userID string) ([]*Session, error) {
 	const op = "list user sessions"
-	if err := m.lock(op); err != nil {
-		return nil, err
-	}
-	now := m.now()
-	var picked []memPick
-	for h := range m.byUser[userID] {
-		if e := m.live(h, now); e != nil {
-			picked = append(picked, memPick{h, e.data, e.lastSeen, e.expires})
-		}
-	}
-	m.mu.Unlock()
-	return decodePicks(op, picked, 0)
+	return m.listIndexed(op, func() map[string]struct{} { return m.byUser[userID] })
 }
 
 // ListSID implements Store.
@@ -323,12 +312,18 @@ func (m *Memory) ListSID(ctx context.Context, sid string) ([]*Session, error) {
 	if sid == "" {
 		return nil, fmt.Errorf("%s: empty sid", op)
 	}
+	return m.listIndexed(op, func() map[string]struct{} { return m.bySID[sid] })
+}
+
+// listIndexed returns the live sessions among the hashes of one index
+// entry; index reads it with m.mu held.
+func (m *Memory) listIndexed(op string, index func() map[string]struct{}) ([]*Session, error) {
 	if err := m.lock(op); err != nil {
 		return nil, err
 	}
 	now := m.now()
 	var picked []memPick
-	for h := range m.bySID[sid] {
+	for h := range index() {
 		if e := m.live(h, now); e != nil {
 			picked = append(picked, memPick{h, e.data, e.lastSeen, e.expires})
 		}
