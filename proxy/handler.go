@@ -68,6 +68,11 @@ type Options struct {
 	Policy   Decider
 	Bearer   BearerAuthenticator // nil: bearer tokens are not accepted
 	Sessions Sessions            // nil: no browser login
+	// Seen hears the user id of every request whose bearer token
+	// authenticated, so API-only users count as active in the dormant-user
+	// report (sessions record their own activity). It runs on the request
+	// path and must neither block nor fail; nil records nothing.
+	Seen func(userID string)
 	// Page renders problems for browsers; nil answers JSON only.
 	Page     ProblemPage
 	Upstream UpstreamOptions
@@ -220,6 +225,9 @@ func (h *Handler) authenticate(x *exchange) error {
 		}
 		h.o.Metrics.Authentication("bearer", "success")
 		x.input.Subject = subj
+		if h.o.Seen != nil {
+			h.o.Seen(subj.ID)
+		}
 		return nil
 	case hasBearer:
 		h.o.Metrics.Authentication("bearer", "failure")

@@ -146,14 +146,18 @@ func Build(ctx context.Context, cfg *config.Config, deps Deps) (*App, error) {
 	}
 	var sessionsSeam proxy.Sessions
 	var problemPage proxy.ProblemPage
+	// Without browser sessions there is no store to record last-seen times
+	// in (and no dormant report to feed), so bearer activity goes unrecorded.
+	var seen func(string)
 	if sess != nil {
-		sessionsSeam, problemPage = sess.login, page.Problem
+		sessionsSeam, problemPage, seen = sess.login, page.Problem, sess.seen.Seen
 	}
 	h, err := proxy.New(proxy.Options{
 		Profile:  prof,
 		Policy:   engine,
 		Bearer:   bearer,
 		Sessions: sessionsSeam,
+		Seen:     seen,
 		Page:     problemPage,
 		Upstream: proxy.UpstreamOptions{
 			URL:                   upstreamURL,

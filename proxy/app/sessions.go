@@ -79,8 +79,10 @@ func OpenStore(ctx context.Context, c config.Session, external bool, log *zap.Lo
 type sessions struct {
 	store session.Store
 	login *login.Login
-	stop  context.CancelFunc
-	wg    sync.WaitGroup
+	// seen records bearer-token users' activity in store (seen.go).
+	seen *seenRecorder
+	stop context.CancelFunc
+	wg   sync.WaitGroup
 	// once makes App.Close idempotent (tests close twice: to flush the
 	// decision log, then in cleanup).
 	once sync.Once
@@ -91,8 +93,8 @@ const gaugeInterval = 15 * time.Second
 
 // buildSessions assembles browser login when identity.oidc is configured
 // (nil otherwise): the session store, the OIDC login with discovery (retried
-// in the background when the IdP is down at start) and the active-sessions
-// gauge.
+// in the background when the IdP is down at start), the active-sessions
+// gauge and the recorder of bearer-token users' last-seen times.
 func buildSessions(ctx context.Context, cfg *config.Config, client *http.Client, m *metrics.Metrics, log *zap.Logger) (*sessions, error) {
 	if cfg.Identity.OIDC.Issuer == "" {
 		return nil, nil
@@ -107,6 +109,11 @@ func buildSessions(ctx context.Context, cfg *config.Config, client *http.Client,
 	}
 	store, err := OpenStore(ctx, cfg.Session, false, log)
 	if err != nil {
+		return nil, err
+	}
+	seen, err := newSeenRecorder(store, seenInterval, seenUsers, seenQueue, time.Now, log.Named("seen"))
+	if err != nil {
+		_ = store.Close()
 		return nil, err
 	}
 	id := cfg.Identity
@@ -133,8 +140,12 @@ func buildSessions(ctx context.Context, cfg *config.Config, client *http.Client,
 			func() uint64 { _, mi := rs.CacheLookups(); return mi })
 	}
 	gctx, stop := context.WithCancel(context.Background())
-	s := &sessions{store: store, login: l, stop: stop}
-	s.wg.Add(1)
+	s := &sessions{store: store, login: l, seen: seen, stop: stop}
+	s.wg.Add(2)
+	go func() {
+		defer s.wg.Done()
+		seen.run(gctx)
+	}()
 	go func() {
 		defer s.wg.Done()
 		t := time.NewTicker(gaugeInterval)
