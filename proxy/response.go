@@ -129,10 +129,13 @@ func (h *Handler) enforceResponse(x *exchange, res *http.Response) error {
 // streamResponse transforms a list (or any other JSON body) on the fly. It
 // waits for the first output byte before letting the headers go, so a body
 // that turns out not to be what the profile says is refused with a clean
-// error instead of a 200 followed by a broken stream.
+// error instead of a 200 followed by a broken stream. Output that ends
+// within holdMax is sent whole with a Content-Length: most lists are that
+// small, and a body in one piece spares the pipe hand-off, the chunked
+// framing and a write to the client per response.
 func (h *Handler) streamResponse(x *exchange, res *http.Response, body io.Reader, c *redact.Compiled, mode redact.Mode) error {
 	pr, pw := io.Pipe()
-	sw := &firstWrite{w: pw, first: make(chan struct{})}
+	sw := &heldWriter{pw: pw, held: heldBuffers.Get().(*bytes.Buffer), first: make(chan struct{})}
 	done := make(chan struct{})
 	var transformErr error
 	upstream := res.Body
@@ -153,13 +156,76 @@ func (h *Handler) streamResponse(x *exchange, res *http.Response, body io.Reader
 		res.Body = pr
 		return nil
 	case <-done:
-		if transformErr != nil {
-			_ = pr.Close()
-			return errResponseBody(res.Request.Context(), transformErr)
-		}
-		res.Body = pr
-		return nil
 	}
+	// The transform ended without streaming: everything it wrote, if it
+	// succeeded, is in sw.held (the channel close orders these reads
+	// after its writes).
+	if transformErr != nil {
+		sw.release()
+		return errResponseBody(res.Request.Context(), transformErr)
+	}
+	res.Body = &heldBody{r: bytes.NewReader(sw.held.Bytes()), w: sw}
+	res.ContentLength = int64(sw.held.Len())
+	res.Header.Set("Content-Length", strconv.Itoa(sw.held.Len()))
+	return nil
+}
+
+// holdMax is the most transformed output held back to be sent whole.
+const holdMax = 64 << 10
+
+// heldBuffers recycles the buffers of held bodies; they never grow past
+// holdMax.
+var heldBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// heldWriter keeps the transform's output until it passes holdMax; from
+// then on everything, the held part first, goes through the pipe and first
+// is closed. Only the transform's goroutine writes.
+type heldWriter struct {
+	pw        *io.PipeWriter
+	held      *bytes.Buffer
+	streaming bool
+	first     chan struct{}
+}
+
+func (h *heldWriter) Write(p []byte) (int, error) {
+	if !h.streaming {
+		if h.held.Len()+len(p) <= holdMax {
+			return h.held.Write(p)
+		}
+		h.streaming = true
+		close(h.first)
+		// A pipe write returns once the reader has taken every byte, so
+		// the buffer is free again after it.
+		_, err := h.pw.Write(h.held.Bytes())
+		h.release()
+		if err != nil {
+			return 0, err
+		}
+	}
+	return h.pw.Write(p)
+}
+
+func (h *heldWriter) release() {
+	if h.held != nil {
+		h.held.Reset()
+		heldBuffers.Put(h.held)
+		h.held = nil
+	}
+}
+
+// heldBody is a held transform output as a response body; closing it
+// returns the buffer.
+type heldBody struct {
+	r *bytes.Reader
+	w *heldWriter
+}
+
+func (b *heldBody) Read(p []byte) (int, error) { return b.r.Read(p) }
+
+func (b *heldBody) Close() error {
+	b.r = bytes.NewReader(nil)
+	b.w.release()
+	return nil
 }
 
 // responseMode says how the body is read and which record rule applies.
@@ -247,16 +313,4 @@ func queryOffset(r *http.Request) int {
 		return 0
 	}
 	return n
-}
-
-// firstWrite signals the first write through it.
-type firstWrite struct {
-	w     io.Writer
-	once  sync.Once
-	first chan struct{}
-}
-
-func (f *firstWrite) Write(p []byte) (int, error) {
-	f.once.Do(func() { close(f.first) })
-	return f.w.Write(p)
 }
