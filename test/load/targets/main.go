@@ -477,6 +477,15 @@ function init(args)
   ok, denied, other = 0, 0, 0
 end
 
+-- WRK_PACE_MS makes each connection wait that long between answer and next
+-- request: every target then gets the same offered load, below what any of
+-- them can serve, and latency shows each request's own cost instead of the
+-- queue of a saturated machine. Unset or 0, wrk runs flat out.
+local pace = tonumber(os.getenv("WRK_PACE_MS") or "0") or 0
+if pace > 0 then
+  function delay() return pace end
+end
+
 function request()
   i = i % #built + 1
   return built[i]
