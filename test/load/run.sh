@@ -24,9 +24,10 @@ CONNS=${CONNS:-32}
 THREADS=${THREADS:-2}
 DURATION=${DURATION:-15s}
 WARMUP=${WARMUP:-3s}
-# The paced phase: each connection waits PACE_MS between an answer and its
-# next request (32 connections at 16 ms offer at most 2,000 req/s, well
-# under every target's capacity here), for PACED_DURATION per target.
+# The paced phase: each connection waits on average PACE_MS (uniformly 0 to
+# twice that) between an answer and its next request (32 connections at
+# 16 ms offer at most 2,000 req/s, well under every target's capacity
+# here), for PACED_DURATION per target.
 PACE_MS=${PACE_MS:-16}
 PACED_DURATION=${PACED_DURATION:-10s}
 REDIS=${REDIS:-127.0.0.1:6379}
@@ -174,7 +175,7 @@ table() { # table FILE TITLE
 }
 status=0
 table "$results" "saturated ($DURATION per target, flat out): requests/s" || status=1
-table "$paced" "paced ($PACED_DURATION per target, ${PACE_MS} ms think time per connection, same offered load): latency" || status=1
+table "$paced" "paced ($PACED_DURATION per target, ${PACE_MS} ms mean think time per connection, same offered load): latency" || status=1
 echo
 echo "targets (issue 6): crmgate >= 70% of bare-go req/s (saturated), p99 <= bare-go p99 + 1 ms (paced); errors = statuses other than 200/403 plus socket errors"
 exit $status

@@ -474,16 +474,19 @@ end
 function init(args)
   for k, r in ipairs(reqs) do built[k] = wrk.format("GET", r.path, r.headers) end
   i = offset or 0
+  math.randomseed(i)
   ok, denied, other = 0, 0, 0
 end
 
--- WRK_PACE_MS makes each connection wait that long between answer and next
--- request: every target then gets the same offered load, below what any of
--- them can serve, and latency shows each request's own cost instead of the
--- queue of a saturated machine. Unset or 0, wrk runs flat out.
+-- WRK_PACE_MS makes each connection wait on average that long between an
+-- answer and its next request: every target then gets the same offered
+-- load, below what any of them can serve, and latency shows each request's
+-- own cost instead of the queue of a saturated machine. The wait is drawn
+-- uniformly from 0 to twice the pace, or the connections would stay in step
+-- and arrive in bursts of 32. Unset or 0, wrk runs flat out.
 local pace = tonumber(os.getenv("WRK_PACE_MS") or "0") or 0
 if pace > 0 then
-  function delay() return pace end
+  function delay() return math.random(0, 2 * pace) end
 end
 
 function request()
