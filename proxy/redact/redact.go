@@ -65,9 +65,12 @@
 package redact
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"slices"
+	"sync"
 
 	"github.com/crmgate/crmgate/policy"
 	"github.com/crmgate/crmgate/proxy/profile"
@@ -184,35 +187,59 @@ type Stats struct {
 // Compiled is a Plan turned into lookup tables. It is immutable and safe for
 // concurrent use by any number of Transform calls.
 type Compiled struct {
+	*tables
+	rule   RecordRule
+	offset int
+}
+
+// tables are what a plan compiles to apart from its record rule and offset.
+// Every request that got the same decision has the same tables, so Compile
+// shares them (see compiledTables); nothing writes to them once built.
+type tables struct {
 	names      map[string]entry // folded name → what happens to it
 	filter     nameFilter
 	visibleDef bool
 	shape      profile.Shape
 	listTrie   *pathNode
 	recTrie    *pathNode
-	rule       RecordRule
 	wantAll    bool
 	want       []string
 	hashKey    []byte
 	maxIDs     int
-	offset     int
 }
 
-// Compile validates p and builds its lookup tables.
+// Compile validates p and builds its lookup tables, or reuses those of an
+// earlier plan that was the same in every part the tables depend on.
 func (p *Plan) Compile() (*Compiled, error) {
-	c := &Compiled{
+	if p.Offset < 0 {
+		return nil, fmt.Errorf("compile plan: negative offset %d", p.Offset)
+	}
+	var fields []string
+	if p.Record != nil {
+		fields = p.Record.Fields()
+	}
+	var kb [512]byte
+	key := p.appendKey(kb[:0], fields)
+	t := compiledTables.get(key)
+	if t == nil {
+		var err error
+		if t, err = p.tables(fields); err != nil {
+			return nil, err
+		}
+		compiledTables.put(key, t)
+	}
+	return &Compiled{tables: t, rule: p.Record, offset: p.Offset}, nil
+}
+
+func (p *Plan) tables(fields []string) (*tables, error) {
+	c := &tables{
 		names:      make(map[string]entry, len(p.Hidden)+len(p.Masked)+len(p.Visible)),
 		visibleDef: p.VisibleDefined,
 		shape:      p.Shape,
-		rule:       p.Record,
 		maxIDs:     p.MaxRecordIDs,
-		offset:     p.Offset,
 	}
 	if c.maxIDs == 0 {
 		c.maxIDs = DefaultMaxRecordIDs
-	}
-	if c.offset < 0 {
-		return nil, fmt.Errorf("compile plan: negative offset %d", p.Offset)
 	}
 	var buf []byte
 	for _, n := range p.Hidden {
@@ -250,7 +277,6 @@ func (p *Plan) Compile() (*Compiled, error) {
 		}
 	}
 	if p.Record != nil {
-		fields := p.Record.Fields()
 		c.wantAll = fields == nil
 		c.want = append([]string(nil), fields...)
 	}
@@ -265,6 +291,88 @@ func (p *Plan) Compile() (*Compiled, error) {
 		return nil, fmt.Errorf("compile plan: %w", err)
 	}
 	return c, nil
+}
+
+// appendKey writes everything the tables depend on, each string with its
+// length, so that two plans have the same key only if their tables are the
+// same. fields are the record rule's.
+func (p *Plan) appendKey(b []byte, fields []string) []byte {
+	str := func(s string) {
+		b = binary.AppendUvarint(b, uint64(len(s)))
+		b = append(b, s...)
+	}
+	list := func(l []string) {
+		b = binary.AppendUvarint(b, uint64(len(l)))
+		for _, s := range l {
+			str(s)
+		}
+	}
+	list(p.Shape.ListPath)
+	list(p.Shape.RecordPath)
+	list(p.Shape.FieldsPath)
+	str(p.Shape.IDField)
+	b = binary.AppendUvarint(b, uint64(len(p.Shape.TotalPaths)))
+	for _, tp := range p.Shape.TotalPaths {
+		list(tp)
+	}
+	list(p.Hidden)
+	// Map order is random; the key lists the masked names sorted. Plans
+	// mask a handful of fields, so the names fit on the stack.
+	var ka [16]string
+	names := ka[:0]
+	for n := range p.Masked {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	b = binary.AppendUvarint(b, uint64(len(names)))
+	for _, n := range names {
+		str(n)
+		str(p.Masked[n])
+	}
+	b = append(b, boolByte(p.VisibleDefined))
+	list(p.Visible)
+	b = append(b, boolByte(p.Record != nil), boolByte(fields == nil))
+	list(fields)
+	str(string(p.HashKey))
+	b = binary.AppendVarint(b, int64(p.MaxRecordIDs))
+	return b
+}
+
+func boolByte(v bool) byte {
+	if v {
+		return 1
+	}
+	return 0
+}
+
+// maxCachedTables bounds the tables cache; when full it starts over, as
+// the policy's decision cache does.
+const maxCachedTables = 1024
+
+// compiledTables maps a plan's key to its tables. Decisions repeat (one
+// per persona, module and action, mostly), so nearly every request finds
+// its tables here instead of building maps and path tries.
+var compiledTables = tableCache{m: make(map[string]*tables)}
+
+type tableCache struct {
+	mu sync.RWMutex
+	m  map[string]*tables
+}
+
+func (tc *tableCache) get(key []byte) *tables {
+	tc.mu.RLock()
+	t := tc.m[string(key)]
+	tc.mu.RUnlock()
+	return t
+}
+
+func (tc *tableCache) put(key []byte, t *tables) {
+	tc.mu.Lock()
+	if len(tc.m) >= maxCachedTables {
+		clear(tc.m)
+	}
+	tc.m[string(key)] = t
+	tc.mu.Unlock()
 }
 
 // nameFilter answers "certainly not a plan name" from a folded name's length
