@@ -5,9 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 
-	"github.com/go-json-experiment/json/jsontext"
-
 	"github.com/crmgate/crmgate/policy"
+	"github.com/crmgate/crmgate/proxy/redact/internal/jsonscan"
 )
 
 // recordValue writes the next record of the body, checking it with the
@@ -18,7 +17,9 @@ func (w *walker) recordValue(first bool) (bool, error) {
 		if _, err := w.readValue(d); err != nil {
 			return false, err
 		}
-		return false, w.fail(fmt.Errorf("transform: %w: record at %s is not an object", ErrUnexpectedShape, d.StackPointer()))
+		// Every earlier record of the list was counted in upstreamN, so
+		// that is this one's index.
+		return false, w.fail(fmt.Errorf("transform: %w: record %d of the list is not an object", ErrUnexpectedShape, w.upstreamN))
 	}
 	start := len(w.out)
 	if !first {
@@ -192,7 +193,7 @@ func (w *walker) member(level, i int, raw []byte, over *nameSet) (memberInfo, er
 
 // recordMember writes a member value inside a record: a scalar is copied
 // as it is, an object or array walked from the body in the same pass.
-func (w *walker) recordMember(d *jsontext.Decoder) error {
+func (w *walker) recordMember(d *jsonscan.Decoder) error {
 	if k := d.PeekKind(); k == '{' || k == '[' {
 		return w.generic(d, baseNames)
 	}
@@ -209,7 +210,7 @@ func (w *walker) recordMember(d *jsontext.Decoder) error {
 // decoder refuses duplicate names in it.
 func (w *walker) walkRaw(v []byte) error {
 	w.subBuf = *bytes.NewBuffer(v)
-	w.sub.Reset(&w.subBuf)
+	w.sub.Reset(&w.subBuf, false)
 	return w.generic(w.sub, baseNames)
 }
 
@@ -335,7 +336,7 @@ func (w *walker) rehide(from int, hidden []string) error {
 	w.rewalk = append(w.rewalk[:0], w.out[from:]...)
 	w.out = w.out[:from]
 	w.subBuf = *bytes.NewBuffer(w.rewalk)
-	w.sub.Reset(&w.subBuf, jsontext.AllowDuplicateNames(true))
+	w.sub.Reset(&w.subBuf, true)
 	if err := w.generic(w.sub, names{extra: w.extra}); err != nil {
 		return w.fail(fmt.Errorf("transform: record hidden fields: %w", err))
 	}
@@ -358,13 +359,13 @@ func (w *walker) decodeAny(v []byte) (any, error) {
 		return false, nil
 	case '{', '[':
 		w.subBuf = *bytes.NewBuffer(v)
-		w.sub.Reset(&w.subBuf)
+		w.sub.Reset(&w.subBuf, false)
 		return decodeTokens(w.sub)
 	}
 	return json.Number(string(v)), nil
 }
 
-func decodeTokens(d *jsontext.Decoder) (any, error) {
+func decodeTokens(d *jsonscan.Decoder) (any, error) {
 	tok, err := d.ReadToken()
 	if err != nil {
 		return nil, err

@@ -9,6 +9,8 @@ import (
 	"sync"
 
 	"github.com/go-json-experiment/json/jsontext"
+
+	"github.com/crmgate/crmgate/proxy/redact/internal/jsonscan"
 )
 
 // flushAt is how much output collects before it is written to dst.
@@ -54,10 +56,10 @@ type walker struct {
 	dst  io.Writer
 	src  errReader
 
-	dec    *jsontext.Decoder // the body, duplicate names allowed (see names.go)
-	sub    *jsontext.Decoder // values already read from dec
+	dec    *jsonscan.Decoder // the body, duplicate names allowed (see names.go)
+	sub    *jsonscan.Decoder // values already read from dec
 	subBuf bytes.Buffer
-	chk    *jsontext.Decoder // checks names in values read whole from dec
+	chk    *jsonscan.Decoder // checks names in values read whole from dec
 	chkBuf bytes.Buffer
 	sets   []*nameSet // names of the objects open on dec, by depth
 	depth  int
@@ -95,11 +97,11 @@ func getWalker(c *Compiled, dst io.Writer, src io.Reader, mode Mode) *walker {
 	w.c, w.mode, w.dst = c, mode, dst
 	w.src = errReader{r: src}
 	if w.dec == nil {
-		w.dec = jsontext.NewDecoder(&w.src, jsontext.AllowDuplicateNames(true))
-		w.sub = jsontext.NewDecoder(&w.subBuf)
-		w.chk = jsontext.NewDecoder(&w.chkBuf)
+		w.dec = jsonscan.NewDecoder(&w.src, true)
+		w.sub = jsonscan.NewDecoder(&w.subBuf, false)
+		w.chk = jsonscan.NewDecoder(&w.chkBuf, false)
 	} else {
-		w.dec.Reset(&w.src, jsontext.AllowDuplicateNames(true))
+		w.dec.Reset(&w.src, true)
 	}
 	if w.record == nil {
 		w.record = make(map[string]any)
@@ -128,9 +130,9 @@ func putWalker(w *walker) {
 	w.targetSeen, w.listDone, w.upstreamN = false, false, 0
 	w.depth = 0
 	w.subBuf, w.chkBuf = bytes.Buffer{}, bytes.Buffer{}
-	w.sub.Reset(&w.subBuf)
-	w.chk.Reset(&w.chkBuf)
-	w.dec.Reset(&w.src, jsontext.AllowDuplicateNames(true))
+	w.sub.Reset(&w.subBuf, false)
+	w.chk.Reset(&w.chkBuf, false)
+	w.dec.Reset(&w.src, true)
 	walkers.Put(w)
 }
 
@@ -257,7 +259,7 @@ func (w *walker) comma(first *bool) {
 
 // generic writes the next value of d, removing and masking by name at any
 // depth.
-func (w *walker) generic(d *jsontext.Decoder, nm names) error {
+func (w *walker) generic(d *jsonscan.Decoder, nm names) error {
 	switch d.PeekKind() {
 	case '{':
 		if _, err := d.ReadToken(); err != nil {
@@ -349,7 +351,7 @@ func (w *walker) generic(d *jsontext.Decoder, nm names) error {
 }
 
 // maskNext writes the masked form of the next value of d.
-func (w *walker) maskNext(d *jsontext.Decoder, style maskStyle) error {
+func (w *walker) maskNext(d *jsonscan.Decoder, style maskStyle) error {
 	v, err := w.readValue(d)
 	if err != nil {
 		return err
@@ -392,13 +394,13 @@ func unquote(v, buf []byte) ([]byte, []byte) {
 
 // readValue reads the next value of d whole. An object or array from the
 // body's decoder, which lets duplicate names through, is checked here.
-func (w *walker) readValue(d *jsontext.Decoder) ([]byte, error) {
+func (w *walker) readValue(d *jsonscan.Decoder) ([]byte, error) {
 	v, err := d.ReadValue()
 	if err != nil || d != w.dec || (v[0] != '{' && v[0] != '[') {
 		return v, err
 	}
 	w.chkBuf = *bytes.NewBuffer(v)
-	w.chk.Reset(&w.chkBuf)
+	w.chk.Reset(&w.chkBuf, false)
 	if err := w.chk.SkipValue(); err != nil {
 		return nil, err
 	}
@@ -406,7 +408,7 @@ func (w *walker) readValue(d *jsontext.Decoder) ([]byte, error) {
 }
 
 // skip drops the next value of d, still refusing it if it is not valid.
-func (w *walker) skip(d *jsontext.Decoder) error {
+func (w *walker) skip(d *jsonscan.Decoder) error {
 	_, err := w.readValue(d)
 	return err
 }
