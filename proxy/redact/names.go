@@ -6,10 +6,11 @@ import (
 )
 
 // The body's decoder runs with duplicate names allowed, and the walker refuses
-// duplicates itself: jsontext compares every name with all earlier names of
-// its object, which for a 30-field record was a fifth of a list's cost,
-// while the walker already knows, from the member memo, that a record
-// spelling its names exactly as the previous one did has no duplicates.
+// duplicates itself: a decoder that refuses them compares every name with
+// all earlier names of its object, which for a 30-field record was a fifth
+// of a list's cost, while the walker already knows, from the member memo,
+// that a record spelling its names exactly as the previous one did has no
+// duplicates.
 // Values the walker reads whole from the body are checked by a decoder that
 // does refuse duplicates (see readValue and the sub decoder), so every object
 // of the document is checked exactly once either way.
@@ -18,7 +19,7 @@ import (
 var errDuplicateName = errors.New("duplicate object member name")
 
 // mapAt is the member count from which a nameSet switches from a linear
-// search to a map, as jsontext does.
+// search to a map (the threshold jsontext uses).
 const mapAt = 64
 
 // nameSet holds the unescaped names of one object seen so far.

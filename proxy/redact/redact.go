@@ -4,9 +4,9 @@
 // the record rule and dropped when it fails.
 //
 // Memory does not grow with the size of a list: the body is read token by
-// token with jsontext, each record is held once (bounded by the record's own
-// size) while the record rule looks at it, and output is flushed between
-// records.
+// token (internal/jsonscan, a decoder with jsontext's acceptance), each
+// record is held once (bounded by the record's own size) while the record
+// rule looks at it, and output is flushed between records.
 //
 // # Names
 //
