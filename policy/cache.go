@@ -46,14 +46,17 @@ func newDecisionCache(reached map[*ast.Rule]bool) *decisionCache {
 }
 
 // key is the canonical text of every input value the policy can read, with
-// a marker for absent values (which no Rego value prints as).
-func (dc *decisionCache) key(input ast.Value, buf []byte) []byte {
+// a marker for absent values (which no Rego value prints as). An error is
+// a part of the input that cannot be built.
+func (dc *decisionCache) key(in *inputView, buf []byte) ([]byte, error) {
 	for i, p := range dc.paths {
 		buf = append(buf, dc.names[i]...)
 		buf = append(buf, 0)
-		v, err := input.Find(p[1:])
+		v, err := in.find(p)
 		switch {
-		case err != nil || v == nil:
+		case err != nil:
+			return nil, err
+		case v == nil:
 			buf = append(buf, "\x01undefined"...)
 		default:
 			if a, ok := v.(encoding.TextAppender); ok {
@@ -66,7 +69,7 @@ func (dc *decisionCache) key(input ast.Value, buf []byte) []byte {
 		}
 		buf = append(buf, 0)
 	}
-	return buf
+	return buf, nil
 }
 
 func (dc *decisionCache) get(key []byte) (Decision, bool) {

@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/open-policy-agent/opa/v1/ast"
 )
 
 func TestDecisionCacheIsBoundedByWhatThePolicyReads(t *testing.T) {
@@ -131,5 +133,62 @@ func TestDecisionCacheIsPerRevision(t *testing.T) {
 	}
 	if d, _ := e.Decide(context.Background(), in); d.Allow {
 		t.Error("decision cached across a reload")
+	}
+}
+
+// TestInputViewFindsWhatTheInputHolds holds the cache keys' lookups to the
+// input document evaluations see: a path the view answered differently
+// would let two inputs the policy tells apart share a cached decision.
+func TestInputViewFindsWhatTheInputHolds(t *testing.T) {
+	t.Parallel()
+	subject := &Subject{ID: "sam", Roles: []string{"sales"}, Teams: []string{"store-1"}, MFA: true,
+		Attributes: map[string]any{"crm_user_id": "u-1", "tier": 2}}
+	inputs := map[string]*Input{
+		"read": {Subject: subject,
+			Request:  Request{ID: "r1", Method: "GET", Path: "/Api/V8/module/Accounts/a-1", Query: map[string][]string{"page[size]": {"50"}}, RemoteIP: "10.0.0.1"},
+			Resource: Resource{Module: "Accounts", Action: "read", ID: "a-1"}},
+		"list without id or query": {Subject: subject,
+			Request:  Request{Method: "GET", Path: "/Api/V8/module/Accounts"},
+			Resource: Resource{Module: "Accounts", Action: "list"}},
+		"empty module and action": {Subject: subject},
+		"write": {Subject: subject,
+			Request:  Request{Method: "PATCH", Path: "/Api/V8/module"},
+			Resource: Resource{Module: "Accounts", Action: "update", ID: "a-1", Fields: []string{"name", "owner"}, Body: map[string]any{"name": "x", "owner": "u-2", "n": 3.5}}},
+	}
+	var paths []string
+	for _, p := range []string{
+		"subject", "subject.id", "subject.roles", "subject.mfa", "subject.attributes", "subject.attributes.crm_user_id", "subject.attributes.nope", "subject.email",
+		"request", "request.method", "request.path", "request.query", "request.remote_ip", "request.id", "request.time",
+		"resource", "resource.module", "resource.action", "resource.id", "resource.fields", "resource.body", "resource.body.owner", "resource.body.nope", "resource.nope",
+		"record", "record.owner", "nope",
+	} {
+		paths = append(paths, "input."+p)
+	}
+	paths = append(paths, `input.request.query["page[size]"]`, `input.resource.module.x`)
+	for name, in := range inputs {
+		full, err := inputValue(in, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ps := range paths {
+			ref := ast.MustParseRef(ps)
+			want, err := full.Find(ref[1:])
+			if err != nil {
+				want = nil
+			}
+			view, err := newInputView(in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := view.find(ref)
+			if err != nil {
+				t.Fatalf("%s: %s: %v", name, ps, err)
+			}
+			switch {
+			case want == nil && got == nil:
+			case want == nil || got == nil || want.Compare(got) != 0:
+				t.Errorf("%s: %s = %v, want %v", name, ps, got, want)
+			}
+		}
 	}
 }

@@ -35,17 +35,23 @@ func (e *RuleError) Error() string {
 func (e *Engine) Decide(ctx context.Context, in *Input) (Decision, error) {
 	start := time.Now()
 	c := e.state.Load()
-	input, err := inputValue(in, false)
+	view, err := newInputView(in)
 	if err != nil {
 		return Decision{Revision: c.revision}, fmt.Errorf("decide: build input: %w", err)
 	}
 	var key []byte
 	if c.cache != nil {
-		key = c.cache.key(input, make([]byte, 0, 256))
+		if key, err = c.cache.key(view, make([]byte, 0, 256)); err != nil {
+			return Decision{Revision: c.revision}, fmt.Errorf("decide: build input: %w", err)
+		}
 		if d, ok := c.cache.get(key); ok {
 			d.Duration = time.Since(start)
 			return d, nil
 		}
+	}
+	input, err := view.value(false)
+	if err != nil {
+		return Decision{Revision: c.revision}, fmt.Errorf("decide: build input: %w", err)
 	}
 	res, err := c.evalContract(ctx, c.decide, in, input, decisionRules)
 	if err != nil {

@@ -69,11 +69,11 @@ type compiledFilter struct {
 // error but a filter with Exact false.
 func (e *Engine) RecordFilter(ctx context.Context, in *Input) (*RecordFilter, error) {
 	c := e.state.Load()
-	input, err := inputValue(in, false)
+	view, err := newInputView(in)
 	if err != nil {
 		return nil, fmt.Errorf("record filter: build input: %w", err)
 	}
-	cf, err := c.filters.get(ctx, c, in, input)
+	cf, err := c.filters.get(ctx, c, view)
 	if err != nil {
 		return nil, fmt.Errorf("record filter: %w", err)
 	}
@@ -239,10 +239,14 @@ func usesName(compiler *ast.Compiler, name string) bool {
 	return found
 }
 
-func (fc *filterCache) get(ctx context.Context, c *compiled, in *Input, input ast.Value) (*compiledFilter, error) {
+func (fc *filterCache) get(ctx context.Context, c *compiled, view *inputView) (*compiledFilter, error) {
 	var key string
 	if fc.cacheable {
-		key = string(fc.key(input))
+		k, err := fc.key(view)
+		if err != nil {
+			return nil, fmt.Errorf("build input: %w", err)
+		}
+		key = string(k)
 		fc.mu.Lock()
 		cf, ok := fc.m[key]
 		fc.mu.Unlock()
@@ -250,7 +254,11 @@ func (fc *filterCache) get(ctx context.Context, c *compiled, in *Input, input as
 			return cf, nil
 		}
 	}
-	cf, err := fc.compile(ctx, c, in, input)
+	input, err := view.value(false)
+	if err != nil {
+		return nil, fmt.Errorf("build input: %w", err)
+	}
+	cf, err := fc.compile(ctx, c, view.in, input)
 	if err != nil {
 		return nil, err
 	}
@@ -267,9 +275,9 @@ func (fc *filterCache) get(ctx context.Context, c *compiled, in *Input, input as
 
 // key is the canonical text of the known input values the record rules
 // read, as the decision cache builds its keys.
-func (fc *filterCache) key(input ast.Value) []byte {
+func (fc *filterCache) key(view *inputView) ([]byte, error) {
 	dc := decisionCache{paths: fc.paths, names: fc.names}
-	return dc.key(input, make([]byte, 0, 256))
+	return dc.key(view, make([]byte, 0, 256))
 }
 
 // compile translates the record rules for one input. Only a cancelled
