@@ -24,6 +24,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
+	"net/http/pprof"
 	"net/url"
 	"os"
 	"os/signal"
@@ -119,15 +120,29 @@ func main() {
 	synthetic := flag.Int("synthetic", 500, "synthetic accounts added to the department store")
 	replayOn := flag.Bool("replay", true, "serve each GET's first emulator answer from memory, so the emulator's JSON rendering does not dominate the measurement")
 	redisAddr := flag.String("redis", "127.0.0.1:6379", "Redis for the session-redis mode")
+	pprofAddr := flag.String("pprof", "", "serve net/http/pprof on this loopback address (e.g. 127.0.0.1:6060), to profile a target while wrk drives it")
 	flag.Parse()
 	if *dir == "" {
 		log.Fatal("targets: -dir is required")
+	}
+	if *pprofAddr != "" {
+		go servePprof(*pprofAddr)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, *dir, *synthetic, *replayOn, *redisAddr); err != nil {
 		log.Fatalf("targets: %v", err)
 	}
+}
+
+// servePprof serves the profiler on its own mux, so no target's handler
+// gains the debug routes.
+func servePprof(addr string) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	log.Printf("targets: pprof: %v", srv.ListenAndServe())
 }
 
 func run(ctx context.Context, dir string, synthetic int, replayOn bool, redisAddr string) error {
