@@ -112,19 +112,18 @@ func (h *Handler) enforceResponse(x *exchange, res *http.Response) error {
 	res.ContentLength = -1
 
 	if mode == redact.ModeRecord {
-		var out bytes.Buffer
-		stats, err := compiled.Transform(&out, body, mode)
+		out := heldBuffers.Get().(*bytes.Buffer)
+		stats, err := compiled.Transform(out, body, mode)
 		_ = res.Body.Close()
 		x.setStats(stats)
-		switch {
-		case errors.Is(err, redact.ErrRecordDenied):
-			return errRecordNotFound()
-		case err != nil:
+		if err != nil {
+			releaseHeld(out)
+			if errors.Is(err, redact.ErrRecordDenied) {
+				return errRecordNotFound()
+			}
 			return errResponseBody(res.Request.Context(), err)
 		}
-		res.Body = io.NopCloser(&out)
-		res.ContentLength = int64(out.Len())
-		res.Header.Set("Content-Length", strconv.Itoa(out.Len()))
+		setHeldBody(res, out)
 		return nil
 	}
 	return h.streamResponse(x, res, body, compiled, mode)
@@ -168,18 +167,35 @@ func (h *Handler) streamResponse(x *exchange, res *http.Response, body io.Reader
 		sw.release()
 		return errResponseBody(res.Request.Context(), transformErr)
 	}
-	res.Body = &heldBody{r: bytes.NewReader(sw.held.Bytes()), w: sw}
-	res.ContentLength = int64(sw.held.Len())
-	res.Header.Set("Content-Length", strconv.Itoa(sw.held.Len()))
+	setHeldBody(res, sw.held)
+	sw.held = nil
 	return nil
+}
+
+// setHeldBody makes a transformed body held in full the response's, with
+// its Content-Length; the body returns the buffer when closed.
+func setHeldBody(res *http.Response, buf *bytes.Buffer) {
+	b := &heldBody{buf: buf}
+	b.r.Reset(buf.Bytes())
+	res.Body = b
+	res.ContentLength = int64(buf.Len())
+	res.Header.Set("Content-Length", strconv.Itoa(buf.Len()))
 }
 
 // holdMax is the most transformed output held back to be sent whole.
 const holdMax = 64 << 10
 
-// heldBuffers recycles the buffers of held bodies; they never grow past
-// holdMax.
+// heldBuffers recycles the buffers of held bodies and records. A list's
+// never grows past holdMax; a record's may, and is then not kept.
 var heldBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+func releaseHeld(b *bytes.Buffer) {
+	if b.Cap() > 2*holdMax {
+		return
+	}
+	b.Reset()
+	heldBuffers.Put(b)
+}
 
 // heldWriter keeps the transform's output until it passes holdMax; from
 // then on everything, the held part first, goes through the pipe and first
@@ -211,8 +227,7 @@ func (h *heldWriter) Write(p []byte) (int, error) {
 
 func (h *heldWriter) release() {
 	if h.held != nil {
-		h.held.Reset()
-		heldBuffers.Put(h.held)
+		releaseHeld(h.held)
 		h.held = nil
 	}
 }
@@ -220,15 +235,18 @@ func (h *heldWriter) release() {
 // heldBody is a held transform output as a response body; closing it
 // returns the buffer.
 type heldBody struct {
-	r *bytes.Reader
-	w *heldWriter
+	r   bytes.Reader
+	buf *bytes.Buffer
 }
 
 func (b *heldBody) Read(p []byte) (int, error) { return b.r.Read(p) }
 
 func (b *heldBody) Close() error {
-	b.r = bytes.NewReader(nil)
-	b.w.release()
+	b.r.Reset(nil)
+	if b.buf != nil {
+		releaseHeld(b.buf)
+		b.buf = nil
+	}
 	return nil
 }
 
