@@ -27,9 +27,9 @@ WARMUP=${WARMUP:-3s}
 # The paced phase: each connection waits on average PACE_MS (uniformly 0 to
 # twice that) between an answer and its next request (32 connections at
 # 16 ms offer at most 2,000 req/s, well under every target's capacity
-# here), for PACED_DURATION per target.
+# here), for PACED_DURATION per target after a paced warm-up of WARMUP.
 PACE_MS=${PACE_MS:-16}
-PACED_DURATION=${PACED_DURATION:-10s}
+PACED_DURATION=${PACED_DURATION:-15s}
 REDIS=${REDIS:-127.0.0.1:6379}
 
 log() { printf '== %s\n' "$*" >&2; }
@@ -144,6 +144,10 @@ log "wrk paced: $CONNS connections, ${PACE_MS} ms between answer and next reques
 paced="$work/paced.tsv"
 : >"$paced"
 while IFS=$'\t' read -r name url script _admin; do
+  # A paced warm-up first: the target measured first would otherwise take
+  # the tail of the previous phase's work (GC, idle connections closing)
+  # into its p99.
+  WRK_PACE_MS=$PACE_MS wrk -c "$CONNS" -t "$THREADS" -d "$WARMUP" -s "$script" "$url" >/dev/null 2>&1 || true
   line=$(WRK_PACE_MS=$PACE_MS wrk -c "$CONNS" -t "$THREADS" -d "$PACED_DURATION" -s "$script" "$url" 2>&1 | grep '^RESULT' || true)
   [ -n "$line" ] || { echo "paced wrk against $name printed no result" >&2; exit 1; }
   printf '%s %s\n' "$name" "${line#RESULT }" >>"$paced"
