@@ -3,6 +3,7 @@ package identity
 import (
 	"errors"
 	"net/http"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -80,4 +81,17 @@ func FuzzBearerToken(f *testing.F) {
 			t.Fatalf("accepted %q from %q", got, v)
 		}
 	})
+}
+
+// TestB64TokenAlphabet checks every byte against RFC 6750's b64token
+// grammar, written independently as a regular expression.
+func TestB64TokenAlphabet(t *testing.T) {
+	grammar := regexp.MustCompile(`^[A-Za-z0-9\-._~+/]+=*$`)
+	for c := range 256 {
+		for _, s := range []string{string([]byte{byte(c)}), "ab" + string([]byte{byte(c)}), "ab" + string([]byte{byte(c)}) + "=", "ab=" + string([]byte{byte(c)})} {
+			if got, want := isB64Token(s), grammar.MatchString(s); got != want {
+				t.Errorf("isB64Token(%q) = %v, want %v", s, got, want)
+			}
+		}
+	}
 }

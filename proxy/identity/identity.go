@@ -81,13 +81,8 @@ func BearerToken(h http.Header) (string, bool, error) {
 // not a single token and is refused rather than guessed at.
 func isB64Token(s string) bool {
 	i := 0
-	for ; i < len(s); i++ {
-		c := s[i]
-		if ('a' <= c && c <= 'z') || ('A' <= c && c <= 'Z') || ('0' <= c && c <= '9') ||
-			c == '-' || c == '.' || c == '_' || c == '~' || c == '+' || c == '/' {
-			continue
-		}
-		break
+	for i < len(s) && b64TokenChar[s[i]] {
+		i++
 	}
 	if i == 0 {
 		return false
@@ -99,3 +94,14 @@ func isB64Token(s string) bool {
 	}
 	return true
 }
+
+// b64TokenChar marks b64token's characters before the padding. A table:
+// every request's token (a JWT is about a kilobyte) goes through the loop,
+// where the chain of comparisons cost two nanoseconds a byte.
+var b64TokenChar = func() (t [256]bool) {
+	for c := range 256 {
+		t[c] = ('a' <= c && c <= 'z') || ('A' <= c && c <= 'Z') || ('0' <= c && c <= '9') ||
+			c == '-' || c == '.' || c == '_' || c == '~' || c == '+' || c == '/'
+	}
+	return t
+}()
