@@ -73,8 +73,6 @@ func (w *walker) recordObject(level int) error {
 		return err
 	}
 	w.out = append(w.out, '{')
-	fp := w.c.shape.FieldsPath
-	atFields := level == len(fp)
 	first := true
 	var over *nameSet // names past the memo, if any
 	for i := 0; d.PeekKind() != '}'; i++ {
@@ -85,36 +83,28 @@ func (w *walker) recordObject(level int) error {
 		if i == maxMemo {
 			over = w.pushNames()
 		}
-		m, err := w.member(level, i, raw, over)
+		a, err := w.member(level, i, raw, over)
 		if err != nil {
 			return err
 		}
-		e := m.e
-		recID := m.isID && level == 0
-		cut := atFields && w.c.visibleDef && !e.visible && !m.isID
-		if recID || m.wanted {
-			if err := w.collect(raw, recID, e, cut, &first); err != nil {
-				return err
-			}
-			continue
-		}
-		if e.hidden || cut {
+		switch a.kind {
+		case actCollect:
+			err = w.collect(level, i, raw, a, &first)
+		case actDrop:
 			w.stats.Redacted++
-			if err := w.skip(d); err != nil {
-				return err
-			}
-			continue
-		}
-		w.comma(&first)
-		w.out = append(w.out, raw...)
-		w.out = append(w.out, ':')
-		switch {
-		case m.toFields && d.PeekKind() == '{':
-			err = w.recordObject(level + 1)
-		case e.mask != maskNone:
-			err = w.maskNext(d, e.mask)
+			err = w.skip(d)
 		default:
-			err = w.recordMember(d)
+			w.comma(&first)
+			w.out = append(w.out, raw...)
+			w.out = append(w.out, ':')
+			switch {
+			case a.kind == actFields && d.PeekKind() == '{':
+				err = w.recordObject(level + 1)
+			case a.e.mask != maskNone:
+				err = w.maskNext(d, a.e.mask)
+			default:
+				err = w.recordMember(d)
+			}
 		}
 		if err != nil {
 			return err
@@ -130,15 +120,61 @@ func (w *walker) recordObject(level int) error {
 	return nil
 }
 
-// memberInfo is what recordObject decided about one member name.
+// memberInfo is the memo's entry for one member name of a record object.
 type memberInfo struct {
-	raw      []byte // the quoted name as it appeared
-	uq       []byte // the name unescaped
-	bit      uint64 // nameBit(uq)
-	e        entry
-	isID     bool // the name is Shape.IDField
-	wanted   bool // the record rule reads it
-	toFields bool // the name is the next step of Shape.FieldsPath
+	raw []byte // the quoted name as it appeared
+	uq  []byte // the name unescaped
+	bit uint64 // nameBit(uq)
+	act memberAct
+	// For a name the record rule reads: its interned name and recent values.
+	key    string
+	recent *recentValues
+}
+
+// memberAct is what recordObject does with a member. It is kept small, so
+// that member hands it back in registers rather than copying a memo entry.
+type memberAct struct {
+	kind  uint8 // act*
+	e     entry
+	recID bool // the name is Shape.IDField, in the record object itself
+	cut   bool // outside the allow-list (for actCollect: written or not)
+}
+
+// What recordObject does with a member.
+const (
+	actCopy    = iota // written as it is (objects and arrays walked)
+	actCollect        // kept for the record rule, or the record id
+	actDrop           // hidden or outside the allow-list
+	actMask           // masked
+	actFields         // the next step of Shape.FieldsPath
+)
+
+// classify decides what happens to the member named uq (folded: fold) at
+// level of a record.
+func (w *walker) classify(level int, uq, fold []byte) memberAct {
+	c := w.c
+	fp := c.shape.FieldsPath
+	isID := c.shape.IDField != "" && string(uq) == c.shape.IDField
+	a := memberAct{
+		e:     c.lookup(fold),
+		recID: isID && level == 0,
+		cut:   level == len(fp) && c.visibleDef && !isID,
+	}
+	a.cut = a.cut && !a.e.visible
+	wanted := level == len(fp) && c.rule != nil && (c.wantAll || w.wants(uq))
+	switch {
+	case a.recID || wanted:
+		a.kind = actCollect
+	case a.e.hidden || a.cut:
+		a.kind = actDrop
+	case level < len(fp) && string(uq) == fp[level]:
+		// Walked as the next object on the way to the fields if it is an
+		// object; otherwise masked or copied like any other member.
+		a.kind = actFields
+	case a.e.mask != maskNone:
+		a.kind = actMask
+	}
+	return a
 }
 
 // maxMemo bounds the members remembered per level of a record.
@@ -157,38 +193,41 @@ const maxMemo = 256
 // entry and drops the entries after it, which the object's later members
 // then append (each checked likewise). A matching position therefore needs
 // no check: its name is in the memo, which holds no name twice.
-func (w *walker) member(level, i int, raw []byte, over *nameSet) (memberInfo, error) {
+func (w *walker) member(level, i int, raw []byte, over *nameSet) (memberAct, error) {
 	for len(w.memo) <= level {
 		w.memo = append(w.memo, nil)
 	}
 	memo := w.memo[level]
-	if i < len(memo) && bytes.Equal(memo[i].raw, raw) {
-		return memo[i], nil
+	if i < len(memo) && string(memo[i].raw) == string(raw) {
+		return memo[i].act, nil
 	}
 	w.name(raw)
 	if err := memoUnique(memo, i, w.uq, over); err != nil {
-		return memberInfo{}, err
+		return memberAct{}, err
 	}
-	fp := w.c.shape.FieldsPath
-	m := memberInfo{
-		e:        w.c.lookup(w.fold),
-		isID:     w.c.shape.IDField != "" && string(w.uq) == w.c.shape.IDField,
-		wanted:   level == len(fp) && w.c.rule != nil && (w.c.wantAll || w.wants(w.uq)),
-		toFields: level < len(fp) && string(w.uq) == fp[level],
-	}
-	m.bit = nameBit(w.uq)
+	a := w.classify(level, w.uq, w.fold)
+	var m *memberInfo
 	switch {
 	case i < len(memo):
-		m.raw = append(memo[i].raw[:0], raw...)
-		m.uq = append(memo[i].uq[:0], w.uq...)
-		memo[i] = m
+		m = &memo[i]
 		w.memo[level] = memo[:i+1]
 	case i == len(memo) && i < maxMemo:
-		m.raw = append([]byte(nil), raw...)
-		m.uq = append([]byte(nil), w.uq...)
-		w.memo[level] = append(memo, m)
+		if i < cap(memo) {
+			memo = memo[:i+1] // the entry's buffers are reused
+		} else {
+			memo = append(memo, memberInfo{})
+		}
+		w.memo[level] = memo
+		m = &memo[i]
+	default:
+		return a, nil
 	}
-	return m, nil
+	m.raw = append(m.raw[:0], raw...)
+	m.uq = append(m.uq[:0], w.uq...)
+	m.bit = nameBit(w.uq)
+	m.act = a
+	m.key, m.recent = "", nil
+	return a, nil
 }
 
 // recordMember writes a member value inside a record: a scalar is copied
@@ -226,27 +265,50 @@ func (w *walker) wants(name []byte) bool {
 }
 
 // collect reads a member the record rule needs (or the record id), keeps
-// its value for the rule, then writes it as the plan says. raw is the
-// member's quoted name.
-func (w *walker) collect(raw []byte, recID bool, e entry, cut bool, first *bool) error {
+// its value for the rule, then writes it as a says. raw is the member's
+// quoted name, the i-th of its object at level.
+func (w *walker) collect(level, i int, raw []byte, a memberAct, first *bool) error {
 	d := w.dec
-	key := w.c.shape.IDField
-	if !recID {
+	var m *memberInfo
+	if i < maxMemo {
+		// member has just made this entry the current name; nothing
+		// below changes the memo of this level.
+		m = &w.memo[level][i]
+	}
+	var key string
+	var r *recentValues
+	switch {
+	case a.recID:
+		key = w.c.shape.IDField
+	case m != nil && m.recent != nil:
+		key, r = m.key, m.recent
+	default:
 		var uq []byte
 		uq, w.uqBuf = unquote(raw, w.uqBuf)
 		key = w.intern(uq)
+		r = w.recentFor(key)
+		if m != nil {
+			m.key, m.recent = key, r
+		}
 	}
-	w.nameBuf = append(w.nameBuf[:0], raw...)
+	// raw lies in the decoder's buffer, which reading the value may move.
+	var name []byte
+	if m != nil {
+		name = m.raw
+	} else {
+		w.nameBuf = append(w.nameBuf[:0], raw...)
+		name = w.nameBuf
+	}
 	v, err := d.ReadValue()
 	if err != nil {
 		return err
 	}
-	val, err := w.ruleValue(key, v, recID)
+	val, err := w.ruleValue(r, v, a.recID)
 	if err != nil {
 		return err
 	}
 	w.record[key] = val
-	if recID {
+	if a.recID {
 		w.hasID = true
 		if s, ok := val.(string); ok {
 			w.recID = s
@@ -254,16 +316,16 @@ func (w *walker) collect(raw []byte, recID bool, e entry, cut bool, first *bool)
 			w.recID = string(v)
 		}
 	}
-	if e.hidden || cut {
+	if a.e.hidden || a.cut {
 		w.stats.Redacted++
 		return nil
 	}
 	w.comma(first)
-	w.out = append(w.out, w.nameBuf...)
+	w.out = append(w.out, name...)
 	w.out = append(w.out, ':')
 	switch {
-	case e.mask != maskNone:
-		w.appendMask(v, e.mask)
+	case a.e.mask != maskNone:
+		w.appendMask(v, a.e.mask)
 	case v[0] == '{' || v[0] == '[':
 		return w.walkRaw(v)
 	default:
@@ -294,19 +356,24 @@ type recentValues struct {
 	next int // entry replaced next, round robin
 }
 
-// ruleValue is decodeAny for the record rule's field key, reusing a value
-// decoded for an earlier record when the raw JSON is the same: lists
-// repeat owners and statuses, and a string put in the map costs two
-// allocations. Scalars only (a map or slice could be changed by the rule),
-// and not the id, which every record has its own of.
-func (w *walker) ruleValue(key string, v []byte, recID bool) (any, error) {
-	if recID || v[0] == '{' || v[0] == '[' {
-		return w.decodeAny(v)
-	}
+// recentFor returns the recent values of the rule's field key.
+func (w *walker) recentFor(key string) *recentValues {
 	r := w.recent[key]
 	if r == nil {
 		r = new(recentValues)
 		w.recent[key] = r
+	}
+	return r
+}
+
+// ruleValue is decodeAny for a field the record rule reads, whose recent
+// values are r, reusing a value decoded for an earlier record when the raw
+// JSON is the same: lists repeat owners and statuses, and a string put in
+// the map costs two allocations. Scalars only (a map or slice could be
+// changed by the rule), and not the id, which every record has its own of.
+func (w *walker) ruleValue(r *recentValues, v []byte, recID bool) (any, error) {
+	if recID || v[0] == '{' || v[0] == '[' {
+		return w.decodeAny(v)
 	}
 	for i := range r.n {
 		if bytes.Equal(r.raw[i], v) {

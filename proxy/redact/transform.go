@@ -122,8 +122,14 @@ func putWalker(w *walker) {
 	w.c, w.dst, w.src, w.mac = nil, nil, errReader{}, nil
 	w.out, w.rewalk = w.out[:0], w.rewalk[:0]
 	w.uq, w.extra = nil, w.extra[:0]
-	for i := range w.memo {
-		w.memo[i] = w.memo[i][:0]
+	for i, memo := range w.memo {
+		// Entries past the length keep their name buffers for reuse, but
+		// not the response's interned names and values.
+		memo = memo[:cap(memo)]
+		for j := range memo {
+			memo[j].key, memo[j].recent = "", nil
+		}
+		w.memo[i] = memo[:0]
 	}
 	w.hold, w.inRec, w.hasID, w.recID = false, 0, false, ""
 	w.stats, w.fatal, w.werr = Stats{}, nil, nil
