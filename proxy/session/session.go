@@ -11,6 +11,7 @@
 package session
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -19,6 +20,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/crmgate/crmgate/policy"
@@ -231,30 +234,122 @@ func encode(op string, s *Session, ttl time.Duration, create bool) ([]byte, erro
 
 // decode rebuilds a Session from its stored parts. A record that does not
 // decode, or has no subject, is an error rather than an anonymous session.
+//
+// Every call returns a Session of its own, down to the Subject's slices and
+// attributes, also when the record comes from the memo (see decoded).
 func decode(op, hash string, data []byte, lastSeen time.Time) (*Session, error) {
-	var r record
-	if err := json.Unmarshal(data, &r); err != nil {
-		return nil, fmt.Errorf("%s: decode session %s: %w", op, hash, err)
-	}
-	if r.V != recordVersion {
-		return nil, fmt.Errorf("%s: decode session %s: unknown record version %d", op, hash, r.V)
-	}
-	if r.Subject == nil || r.Subject.ID == "" {
-		return nil, fmt.Errorf("%s: decode session %s: no subject", op, hash)
+	r, ok := decoded.get(hash, data)
+	if !ok {
+		if err := json.Unmarshal(data, &r); err != nil {
+			return nil, fmt.Errorf("%s: decode session %s: %w", op, hash, err)
+		}
+		if r.V != recordVersion {
+			return nil, fmt.Errorf("%s: decode session %s: unknown record version %d", op, hash, r.V)
+		}
+		if r.Subject == nil || r.Subject.ID == "" {
+			return nil, fmt.Errorf("%s: decode session %s: no subject", op, hash)
+		}
+		decoded.put(hash, data, r)
 	}
 	return &Session{
 		Hash:         hash,
-		Subject:      r.Subject,
+		Subject:      cloneSubject(r.Subject),
 		IDToken:      r.IDToken,
-		RefreshToken: r.RefreshToken,
+		RefreshToken: slices.Clone(r.RefreshToken),
 		TokenExpiry:  r.TokenExpiry,
 		CreatedAt:    r.CreatedAt,
 		LastSeen:     lastSeen,
-		AMR:          r.AMR,
+		AMR:          slices.Clone(r.AMR),
 		ACR:          r.ACR,
 		AuthTime:     r.AuthTime,
 		SID:          r.SID,
 	}, nil
+}
+
+// decoded remembers the last record decoded for each session hash. Every
+// request of a browser session reads its record, and parsing it (a
+// kilobyte and more of JSON, with the ID token) cost more than the policy
+// decision; a copy costs a tenth of that. A record is reused only for
+// exactly the same stored bytes, so an Update, a refresh or another
+// store's record is decoded anew. The memo's records are never handed out.
+var decoded = &recordMemo{m: make(map[string]memoRecord)}
+
+// maxMemoRecords bounds the memo; when full it starts over.
+const maxMemoRecords = 4096
+
+// cloneSubject copies a Subject deeply enough that changing the copy cannot
+// change the original: every slice, and the attributes' maps and slices.
+func cloneSubject(s *policy.Subject) *policy.Subject {
+	return &policy.Subject{
+		ID:         s.ID,
+		Email:      s.Email,
+		Name:       s.Name,
+		Roles:      slices.Clone(s.Roles),
+		Groups:     slices.Clone(s.Groups),
+		Teams:      slices.Clone(s.Teams),
+		Attributes: cloneJSON(s.Attributes).(map[string]any),
+		MFA:        s.MFA,
+		AMR:        slices.Clone(s.AMR),
+		ACR:        s.ACR,
+		AuthTime:   s.AuthTime,
+		Auth:       s.Auth,
+	}
+}
+
+// cloneJSON copies a value as encoding/json decodes it: maps and slices
+// anew, scalars (immutable) as they are.
+func cloneJSON(v any) any {
+	switch v := v.(type) {
+	case map[string]any:
+		if v == nil {
+			return v
+		}
+		out := make(map[string]any, len(v))
+		for k, x := range v {
+			out[k] = cloneJSON(x)
+		}
+		return out
+	case []any:
+		if v == nil {
+			return v
+		}
+		out := make([]any, len(v))
+		for i, x := range v {
+			out[i] = cloneJSON(x)
+		}
+		return out
+	}
+	return v
+}
+
+type recordMemo struct {
+	mu sync.Mutex
+	m  map[string]memoRecord
+}
+
+type memoRecord struct {
+	data []byte
+	rec  record
+}
+
+func (m *recordMemo) get(hash string, data []byte) (record, bool) {
+	m.mu.Lock()
+	e, ok := m.m[hash]
+	m.mu.Unlock()
+	if !ok || !bytes.Equal(e.data, data) {
+		return record{}, false
+	}
+	return e.rec, true
+}
+
+func (m *recordMemo) put(hash string, data []byte, r record) {
+	e := memoRecord{data: bytes.Clone(data), rec: r}
+	m.mu.Lock()
+	if len(m.m) >= maxMemoRecords {
+		clear(m.m)
+	}
+	m.m[hash] = e
+	m.mu.Unlock()
 }
 
 // revokedBy reports whether a session the store created at created is
