@@ -75,18 +75,30 @@ func (w *walker) recordObject(level int) error {
 	w.out = append(w.out, '{')
 	first := true
 	var over *nameSet // names past the memo, if any
+	for len(w.memo) <= level {
+		w.memo = append(w.memo, nil)
+	}
 	for i := 0; d.PeekKind() != '}'; i++ {
-		raw, err := d.ReadValue()
-		if err != nil {
-			return err
-		}
 		if i == maxMemo {
 			over = w.pushNames()
 		}
-		a, err := w.member(level, i, raw, over)
-		if err != nil {
-			return err
+		var a memberAct
+		var raw []byte
+		// The name the previous record had here is compared in the
+		// decoder's buffer, without being scanned as a string first; a
+		// match needs nothing else (see member).
+		if memo := w.memo[level]; i < len(memo) && d.ReadNameIf(memo[i].raw) {
+			raw, a = memo[i].raw, memo[i].act
+		} else {
+			var err error
+			if raw, err = d.ReadValue(); err != nil {
+				return err
+			}
+			if a, err = w.member(level, i, raw, over); err != nil {
+				return err
+			}
 		}
+		var err error
 		switch a.kind {
 		case actCollect:
 			err = w.collect(level, i, raw, a, &first)
@@ -194,9 +206,6 @@ const maxMemo = 256
 // then append (each checked likewise). A matching position therefore needs
 // no check: its name is in the memo, which holds no name twice.
 func (w *walker) member(level, i int, raw []byte, over *nameSet) (memberAct, error) {
-	for len(w.memo) <= level {
-		w.memo = append(w.memo, nil)
-	}
 	memo := w.memo[level]
 	if i < len(memo) && string(memo[i].raw) == string(raw) {
 		return memo[i].act, nil

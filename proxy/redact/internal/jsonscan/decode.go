@@ -535,6 +535,35 @@ func (d *Decoder) ReadValue() ([]byte, error) {
 	return d.buf[start:end:end], nil
 }
 
+// ReadNameIf reads the next token if it is an object member name spelled
+// byte for byte as name, and reports whether it did; otherwise it reads
+// nothing. name must be a quoted name this decoder has returned before, so
+// that the same bytes are known to be a valid string token: a caller that
+// expects the names of earlier objects again compares them without the
+// string being scanned once more.
+func (d *Decoder) ReadNameIf(name []byte) bool {
+	if !d.peeked {
+		d.peek()
+		if !d.peeked {
+			return false
+		}
+	}
+	i := d.pos
+	if d.peekKind != '"' || !d.atName() || len(d.buf)-i < len(name) || string(d.buf[i:i+len(name)]) != string(name) {
+		return false
+	}
+	if !d.allowDup {
+		if err := d.name(d.buf[i:i+len(name)], len(d.stack), i); err != nil {
+			d.fail(err)
+			return false
+		}
+	}
+	d.peeked = false
+	d.st = stObjName
+	d.pos = i + len(name)
+	return true
+}
+
 // SkipValue reads the next value and drops it, with ReadValue's checks.
 func (d *Decoder) SkipValue() error {
 	_, err := d.ReadValue()

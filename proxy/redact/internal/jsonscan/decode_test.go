@@ -80,6 +80,7 @@ const (
 	opToken
 	opValue
 	opSkip
+	opNameIf // ReadNameIf with the last name ours read
 	numOps
 )
 
@@ -95,9 +96,11 @@ func differential(data, prog, sizes []byte, flags uint8) error {
 		prog = []byte{opPeek, opToken, opPeek, opValue}
 	}
 	steps := 4*len(data) + 16
+	var lastName []byte
 	for n := range steps {
 		op := prog[n%len(prog)] % numOps
 		var rerr, oerr error
+		atName := ours.PeekKind() == '"' && ours.atName()
 		switch op {
 		case opPeek:
 			rk, ok := ref.PeekKind(), ours.PeekKind()
@@ -110,6 +113,9 @@ func differential(data, prog, sizes []byte, flags uint8) error {
 			var ot Token
 			rt, rerr = ref.ReadToken()
 			ot, oerr = ours.ReadToken()
+			if oerr == nil && atName {
+				lastName = append(lastName[:0], ot.raw...)
+			}
 			if rerr == nil && oerr == nil {
 				if byte(rt.Kind()) != byte(ot.Kind()) || rt.String() != ot.String() {
 					return fmt.Errorf("step %d ReadToken: jsontext %v %q, ours %v %q", n, rt.Kind(), rt.String(), ot.Kind(), ot.String())
@@ -122,6 +128,28 @@ func differential(data, prog, sizes []byte, flags uint8) error {
 			ov, oerr = ours.ReadValue()
 			if rerr == nil && oerr == nil && !bytes.Equal(rv, ov) {
 				return fmt.Errorf("step %d ReadValue: jsontext %q, ours %q", n, rv, ov)
+			}
+			if oerr == nil && atName {
+				lastName = append(lastName[:0], ov...)
+			}
+		case opNameIf:
+			if lastName == nil {
+				continue
+			}
+			if !ours.ReadNameIf(lastName) {
+				// Nothing read: the next token is compared by later
+				// calls, or ours has failed, as PeekKind would.
+				if ours.err != nil {
+					oerr = ours.err
+					_, rerr = ref.ReadToken()
+					break
+				}
+				continue
+			}
+			var rt jsontext.Token
+			rt, rerr = ref.ReadToken()
+			if rerr != nil || rt.Kind() != '"' || rt.String() != string(unquoteName(lastName)) {
+				return fmt.Errorf("step %d ReadNameIf(%s): jsontext %v %q, %v", n, lastName, rt.Kind(), rt.String(), rerr)
 			}
 		case opSkip:
 			rerr, oerr = ref.SkipValue(), ours.SkipValue()
@@ -141,6 +169,14 @@ func differential(data, prog, sizes []byte, flags uint8) error {
 		}
 	}
 	return nil
+}
+
+func unquoteName(raw []byte) []byte {
+	b, err := jsontext.AppendUnquote(nil, raw)
+	if err != nil {
+		panic(err)
+	}
+	return b
 }
 
 // diffSeeds are documents, valid and not, that the differential test and
@@ -225,6 +261,8 @@ var programs = [][]byte{
 	{opToken, opSkip, opToken, opPeek},   // mixed
 	{opPeek, opPeek, opValue, opToken},   // peek twice
 	{opToken, opToken, opToken, opValue}, // mixed
+	{opPeek, opNameIf, opToken},          // names known from the object before
+	{opNameIf, opValue, opNameIf, opToken, opToken},
 }
 
 // splits are read-size patterns: whole chunks, single bytes, odd sizes and
@@ -448,5 +486,72 @@ func TestTokenString(t *testing.T) {
 	}
 	if Kind(0).String() != "invalid" || Kind('x').String() != `<invalid Kind 'x'>` {
 		t.Fatalf("Kind.String: %q %q", Kind(0).String(), Kind('x').String())
+	}
+}
+
+// TestReadNameIf checks that a known name is read only where it is the
+// next token spelled the same, and that names read so are still checked for
+// duplicates.
+func TestReadNameIf(t *testing.T) {
+	d := NewDecoder(strings.NewReader(`[{"a":1,"b":2},{"a":3,"c":4},{"\u0061":"a"}]`), true)
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err := d.ReadToken() // [
+	must(err)
+	_, err = d.ReadToken() // {
+	must(err)
+	a, err := d.ReadValue()
+	must(err)
+	a = bytes.Clone(a)
+	if d.ReadNameIf(a) {
+		t.Fatal("ReadNameIf read a value")
+	}
+	must(d.SkipValue())
+	b, err := d.ReadValue()
+	must(err)
+	b = bytes.Clone(b)
+	must(d.SkipValue())
+	_, err = d.ReadToken() // }
+	must(err)
+	if d.ReadNameIf(a) {
+		t.Fatal("ReadNameIf read a '{'")
+	}
+	_, err = d.ReadToken() // {
+	must(err)
+	if !d.ReadNameIf(a) {
+		t.Fatal(`ReadNameIf did not read "a"`)
+	}
+	must(d.SkipValue())
+	if d.ReadNameIf(b) {
+		t.Fatal(`ReadNameIf read "c" as "b"`)
+	}
+	if c, err := d.ReadValue(); err != nil || string(c) != `"c"` {
+		t.Fatalf(`got %q, %v; want "c"`, c, err)
+	}
+	must(d.SkipValue())
+	_, err = d.ReadToken() // }
+	must(err)
+	_, err = d.ReadToken() // {
+	must(err)
+	if d.ReadNameIf(a) {
+		t.Fatal(`ReadNameIf read "\u0061" as "a"`)
+	}
+
+	d = NewDecoder(strings.NewReader(`{"a":1,"a":2}`), false)
+	_, err = d.ReadToken()
+	must(err)
+	a, err = d.ReadValue()
+	must(err)
+	a = bytes.Clone(a)
+	must(d.SkipValue())
+	if d.ReadNameIf(a) {
+		t.Fatal("ReadNameIf read a duplicate name")
+	}
+	if _, err := d.ReadValue(); !errors.Is(err, ErrDuplicateName) {
+		t.Fatalf("after a duplicate: %v, want ErrDuplicateName", err)
 	}
 }
