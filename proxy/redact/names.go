@@ -106,8 +106,8 @@ func unique(s *nameSet, uq []byte) error {
 // memoUnique checks the i-th member name of a record object against the
 // earlier ones when the memo could not vouch for it. memo holds, by
 // induction, exactly the names of positions 0..i-1 of the current object
-// (see member), pairwise distinct, up to maxMemo; beyond that the names also
-// go to over.
+// (see member), pairwise distinct, up to its limit; the names from there on
+// also go to over, which is nil until then.
 func memoUnique(memo []memberInfo, i int, uq []byte, over *nameSet) error {
 	bit := nameBit(uq)
 	for j := range min(i, len(memo)) {
@@ -115,7 +115,7 @@ func memoUnique(memo []memberInfo, i int, uq []byte, over *nameSet) error {
 			return fmt.Errorf("%w %q", errDuplicateName, uq)
 		}
 	}
-	if i >= maxMemo {
+	if over != nil {
 		return unique(over, uq)
 	}
 	return nil

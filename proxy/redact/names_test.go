@@ -23,6 +23,25 @@ func manyFields(n int) string {
 	return b.String()
 }
 
+// manyObjects returns an array of n objects {"a":1}, the last one ending
+// with last.
+func manyObjects(n int, last string) string {
+	var b strings.Builder
+	b.WriteByte('[')
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(`{"a":1`)
+		if i == n-1 {
+			b.WriteString(last)
+		}
+		b.WriteByte('}')
+	}
+	b.WriteByte(']')
+	return b.String()
+}
+
 // TestTransformDuplicateNames tries to get a second spelling of a name past
 // the walker's own duplicate check, which replaced the decoder's: in every
 // place an object can sit, through the member memo of records, past the
@@ -36,6 +55,9 @@ func TestTransformDuplicateNames(t *testing.T) {
 		Masked: map[string]string{"phone": policy.MaskRedact}}
 	rec := func(id, attrs string) string { return `{"id":"` + id + `","attributes":{` + attrs + `}}` }
 	good := rec("1", `"owner":"u1","name":"a","x":1`)
+	rel := func(id, rels string) string {
+		return `{"id":"` + id + `","attributes":{"owner":"u1"},"relationships":` + rels + `}`
+	}
 	big := manyFields(300)
 	tests := []struct {
 		name string
@@ -65,6 +87,13 @@ func TestTransformDuplicateNames(t *testing.T) {
 		{"inside a wanted field", suite, ModeList, `{"data":[` + rec("1", `"owner":{"a":1,"a":2}`) + `]}`},
 		{"inside a plain record field", suite, ModeList, `{"data":[` + rec("1", `"owner":"u1","rel":{"b":{"a":1,"a":2}}`) + `]}`},
 		{"inside a record's relationships", suite, ModeList, `{"data":[{"id":"1","attributes":{"owner":"u1"},"relationships":{"a":1,"a":2}}]}`},
+		{"nested object, after a record with the same names", suite, ModeList, `{"data":[` + rel("1", `{"a":{"x":1,"y":2}}`) + `,` + rel("2", `{"a":{"x":1,"x":2}}`) + `]}`},
+		{"nested object, escaped spelling at a known position", suite, ModeList, `{"data":[` + rel("1", `{"a":{"x":1,"y":2}}`) + `,` + rel("2", `{"a":{"x":1,"\u0078":2}}`) + `]}`},
+		{"nested object, names moved into one object", suite, ModeList, `{"data":[` + rel("1", `{"a":{"x":1},"x":2}`) + `,` + rel("2", `{"a":{"x":1,"x":2}}`) + `]}`},
+		{"nested object, in an array", suite, ModeList, `{"data":[` + rel("1", `{"a":[{"x":1,"y":2},{"x":1,"y":2}]}`) + `,` + rel("2", `{"a":[{"x":1,"y":2},{"y":1,"y":2}]}`) + `]}`},
+		{"nested object past the memo bound", suite, ModeList, `{"data":[` + rel("1", `{`+big+`}`) + `,` + rel("2", `{`+big+`,"f70":1}`) + `]}`},
+		{"nested object past the memo bound, then a known name", suite, ModeList, `{"data":[` + rel("1", `{`+manyFields(80)+`}`) + `,` + rel("2", `{`+manyFields(80)+`,"f3":1}`) + `]}`},
+		{"nested object past the slots", suite, ModeList, `{"data":[` + rel("1", manyObjects(80, "")) + `,` + rel("2", manyObjects(80, `,"a":2`)) + `]}`},
 		{"list is not an array", suite, ModeList, `{"data":{"a":1,"a":2}}`},
 		{"record is not an object", suite, ModeList, `{"data":[[{"a":1,"a":2}]]}`},
 		{"espo record field", espo, ModeList, `{"list":[{"id":"1","owner":"u1","name":"a","name":"b"}]}`},

@@ -29,6 +29,7 @@ func (w *walker) recordValue(first bool) (bool, error) {
 	redacted := w.stats.Redacted
 	clear(w.record)
 	w.recID, w.hasID = "", false
+	w.slot = 0
 	w.inRec++
 	err := w.recordObject(0)
 	w.inRec--
@@ -162,9 +163,20 @@ const (
 )
 
 // classify decides what happens to the member named uq (folded: fold) at
-// level of a record.
+// level of a record; a negative level is an object inside a member value,
+// where only the plan's hidden and masked names apply.
 func (w *walker) classify(level int, uq, fold []byte) memberAct {
 	c := w.c
+	if level < 0 {
+		a := memberAct{e: c.lookup(fold)}
+		switch {
+		case a.e.hidden:
+			a.kind = actDrop
+		case a.e.mask != maskNone:
+			a.kind = actMask
+		}
+		return a
+	}
 	fp := c.shape.FieldsPath
 	isID := c.shape.IDField != "" && string(uq) == c.shape.IDField
 	a := memberAct{
@@ -206,7 +218,14 @@ const maxMemo = 256
 // then append (each checked likewise). A matching position therefore needs
 // no check: its name is in the memo, which holds no name twice.
 func (w *walker) member(level, i int, raw []byte, over *nameSet) (memberAct, error) {
-	memo := w.memo[level]
+	return w.memoized(&w.memo[level], maxMemo, level, i, raw, over)
+}
+
+// memoized is member for the memo *pm, which remembers up to limit names;
+// level is passed on to classify. over holds the object's names from
+// position limit on, once it is reached.
+func (w *walker) memoized(pm *[]memberInfo, limit, level, i int, raw []byte, over *nameSet) (memberAct, error) {
+	memo := *pm
 	if i < len(memo) && string(memo[i].raw) == string(raw) {
 		return memo[i].act, nil
 	}
@@ -219,14 +238,14 @@ func (w *walker) member(level, i int, raw []byte, over *nameSet) (memberAct, err
 	switch {
 	case i < len(memo):
 		m = &memo[i]
-		w.memo[level] = memo[:i+1]
-	case i == len(memo) && i < maxMemo:
+		*pm = memo[:i+1]
+	case i == len(memo) && i < limit:
 		if i < cap(memo) {
 			memo = memo[:i+1] // the entry's buffers are reused
 		} else {
 			memo = append(memo, memberInfo{})
 		}
-		w.memo[level] = memo
+		*pm = memo
 		m = &memo[i]
 	default:
 		return a, nil
@@ -242,14 +261,123 @@ func (w *walker) member(level, i int, raw []byte, over *nameSet) (memberAct, err
 // recordMember writes a member value inside a record: a scalar is copied
 // as it is, an object or array walked from the body in the same pass.
 func (w *walker) recordMember(d *jsonscan.Decoder) error {
-	if k := d.PeekKind(); k == '{' || k == '[' {
-		return w.generic(d, baseNames)
+	switch d.PeekKind() {
+	case '{':
+		return w.nestedObject()
+	case '[':
+		return w.nestedArray()
 	}
 	v, err := d.ReadValue()
 	if err != nil {
 		return err
 	}
 	w.out = append(w.out, v...)
+	return nil
+}
+
+// Objects inside the members of a record (SuiteCRM's relationships, say)
+// get memos of their names too, one per object in the order the objects
+// open in the record (a slot), kept like the memo of a record level (see
+// member): the k-th object of a record mostly has the names the k-th object
+// of the previous record had. An object's slot is its own while it is
+// walked, so the argument that a matching position needs no duplicate check
+// holds for each slot as it does for a level.
+const (
+	maxSlots    = 64 // objects per record with a memo; later ones go to generic
+	maxSlotMemo = 64 // names remembered per slot
+)
+
+// nestedObject writes the object that is next in the body, inside a record,
+// removing and masking by name at any depth, as generic does.
+func (w *walker) nestedObject() error {
+	d := w.dec
+	slot := w.slot
+	if slot >= maxSlots {
+		return w.generic(d, baseNames)
+	}
+	w.slot++
+	for len(w.slots) <= slot {
+		w.slots = append(w.slots, nil)
+	}
+	if _, err := d.ReadToken(); err != nil {
+		return err
+	}
+	w.out = append(w.out, '{')
+	first := true
+	var over *nameSet
+	for i := 0; d.PeekKind() != '}'; i++ {
+		if i == maxSlotMemo {
+			over = w.pushNames()
+		}
+		var a memberAct
+		var raw []byte
+		if memo := w.slots[slot]; i < len(memo) && d.ReadNameIf(memo[i].raw) {
+			raw, a = memo[i].raw, memo[i].act
+		} else {
+			var err error
+			if raw, err = d.ReadValue(); err != nil {
+				return err
+			}
+			if a, err = w.memoized(&w.slots[slot], maxSlotMemo, -1, i, raw, over); err != nil {
+				return err
+			}
+		}
+		var err error
+		switch a.kind {
+		case actDrop:
+			w.stats.Redacted++
+			err = w.skip(d)
+		case actMask:
+			w.comma(&first)
+			w.out = append(w.out, raw...)
+			w.out = append(w.out, ':')
+			err = w.maskNext(d, a.e.mask)
+		default:
+			w.comma(&first)
+			w.out = append(w.out, raw...)
+			w.out = append(w.out, ':')
+			err = w.recordMember(d)
+		}
+		if err != nil {
+			return err
+		}
+		if a.kind != actDrop {
+			if err := w.maybeFlush(); err != nil {
+				return err
+			}
+		}
+	}
+	if _, err := d.ReadToken(); err != nil {
+		return err
+	}
+	if over != nil {
+		w.popNames()
+	}
+	w.out = append(w.out, '}')
+	return nil
+}
+
+// nestedArray writes the array that is next in the body, inside a record.
+func (w *walker) nestedArray() error {
+	d := w.dec
+	if _, err := d.ReadToken(); err != nil {
+		return err
+	}
+	w.out = append(w.out, '[')
+	first := true
+	for d.PeekKind() != ']' {
+		w.comma(&first)
+		if err := w.recordMember(d); err != nil {
+			return err
+		}
+		if err := w.maybeFlush(); err != nil {
+			return err
+		}
+	}
+	if _, err := d.ReadToken(); err != nil {
+		return err
+	}
+	w.out = append(w.out, ']')
 	return nil
 }
 

@@ -651,3 +651,38 @@ func TestTransformMemberMemo(t *testing.T) {
 		t.Errorf("stats %+v", st)
 	}
 }
+
+// TestTransformNestedMemo does the same inside the objects of record members
+// (SuiteCRM's relationships), whose names are remembered per object, and
+// checks that objects which change shape between records are walked as
+// they are.
+func TestTransformNestedMemo(t *testing.T) {
+	t.Parallel()
+	plan := Plan{Shape: suiteShape(), Hidden: []string{"cost"}, Record: ownedBy("owner"),
+		Masked: map[string]string{"phone": policy.MaskRedact}}
+	rec := func(id, rels string) string {
+		return `{"id":"` + id + `","attributes":{"owner":"u1"},"relationships":` + rels + `}`
+	}
+	in := `{"data":[` +
+		rec("1", `{"C":{"links":{"related":"a","phone":"1"}},"D":{"x":1}}`) + `,` +
+		rec("2", `{"C":{"links":{"cost":"S1","phone":"2"}},"D":{"x":1}}`) + `,` +
+		rec("3", `{"C":{"links":{"co\u0073t":"S2","phone":"3"}},"D":{"COST":"S3"}}`) + `,` +
+		rec("4", `{"C":{"links":{"related":"b"},"phone":{"a":1}},"D":[{"x":{"cost":"S4"}},{"phone":5}]}`) + `,` +
+		rec("5", `{"C":{"links":{"related":"a","phone":"1"}},"D":{"x":1}}`) + `]}`
+	want := `{"data":[` +
+		rec("1", `{"C":{"links":{"related":"a","phone":"[redacted]"}},"D":{"x":1}}`) + `,` +
+		rec("2", `{"C":{"links":{"phone":"[redacted]"}},"D":{"x":1}}`) + `,` +
+		rec("3", `{"C":{"links":{"phone":"[redacted]"}},"D":{}}`) + `,` +
+		rec("4", `{"C":{"links":{"related":"b"},"phone":"[redacted]"},"D":[{"x":{}},{"phone":"[redacted]"}]}`) + `,` +
+		rec("5", `{"C":{"links":{"related":"a","phone":"[redacted]"}},"D":{"x":1}}`) + `]}`
+	got, st, err := transform(t, plan, ModeList, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != want {
+		t.Errorf("output\n got %s\nwant %s", got, want)
+	}
+	if st.Returned != 5 || st.Redacted != 10 || st.Masked != 6 {
+		t.Errorf("stats %+v", st)
+	}
+}

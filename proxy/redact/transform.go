@@ -76,6 +76,8 @@ type walker struct {
 	rewalk  []byte
 	extra   []string
 	memo    [][]memberInfo // per record level, by member position
+	slots   [][]memberInfo // per object inside a record's members (see nestedObject)
+	slot    int            // the next object's slot in the current record
 
 	record map[string]any
 	keys   map[string]string        // field names the rule reads, interned
@@ -131,6 +133,10 @@ func putWalker(w *walker) {
 		}
 		w.memo[i] = memo[:0]
 	}
+	for i := range w.slots {
+		w.slots[i] = w.slots[i][:0]
+	}
+	w.slot = 0
 	w.hold, w.inRec, w.hasID, w.recID = false, 0, false, ""
 	w.stats, w.fatal, w.werr = Stats{}, nil, nil
 	w.targetSeen, w.listDone, w.upstreamN = false, false, 0
