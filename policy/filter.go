@@ -2,6 +2,8 @@ package policy
 
 import (
 	"context"
+	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"sync"
@@ -39,7 +41,19 @@ type RecordFilter struct {
 	// in is the request's input; Check sets Record on a copy.
 	in Input
 	cf *compiledFilter
+
+	// memo holds the decisions for the values of cf.fields seen so far:
+	// a list repeats its owners, teams and statuses, and a decision is a
+	// function of those values alone when the rules translated (every
+	// builtin they call is pure) and read no field but cf.fields.
+	memoMu sync.Mutex
+	memo   map[string]RecordDecision
+	keyBuf []byte
 }
+
+// maxMemoDecisions bounds one RecordFilter's memo; past it, new value
+// combinations are evaluated but not remembered.
+const maxMemoDecisions = 256
 
 // compiledFilter is the translated predicate for one set of known input
 // values. It is immutable and shared by every request with those values.
@@ -95,6 +109,71 @@ func (f *RecordFilter) Exact() bool { return f.cf.prog != nil }
 // Check decides one record: the same RecordDecision and error as
 // Engine.Record with in.Record set to record.
 func (f *RecordFilter) Check(record map[string]any) (RecordDecision, error) {
+	cf := f.cf
+	if cf.prog == nil || cf.fields == nil || record == nil {
+		return f.check(record)
+	}
+	f.memoMu.Lock()
+	defer f.memoMu.Unlock()
+	key, ok := appendMemoKey(f.keyBuf[:0], cf.fields, record)
+	f.keyBuf = key
+	if !ok {
+		return f.check(record)
+	}
+	if d, hit := f.memo[string(key)]; hit {
+		d.HiddenFields = slices.Clone(d.HiddenFields)
+		return d, nil
+	}
+	d, err := f.check(record)
+	if err != nil {
+		return d, err
+	}
+	if f.memo == nil {
+		f.memo = make(map[string]RecordDecision)
+	}
+	if len(f.memo) < maxMemoDecisions {
+		f.memo[string(key)] = RecordDecision{Allow: d.Allow, HiddenFields: slices.Clone(d.HiddenFields)}
+	}
+	return d, nil
+}
+
+// appendMemoKey writes the record's values of fields, each tagged with its
+// type (absent and null differ), strings length-prefixed so no two records
+// write the same key unless they agree on every field. ok is false for a
+// value that is not a JSON scalar: those are not memoized.
+func appendMemoKey(b []byte, fields []string, record map[string]any) ([]byte, bool) {
+	for _, name := range fields {
+		v, present := record[name]
+		if !present {
+			b = append(b, 0)
+			continue
+		}
+		switch v := v.(type) {
+		case nil:
+			b = append(b, 1)
+		case bool:
+			if v {
+				b = append(b, 2)
+			} else {
+				b = append(b, 3)
+			}
+		case string:
+			b = append(b, 4)
+			b = binary.AppendUvarint(b, uint64(len(v)))
+			b = append(b, v...)
+		case json.Number:
+			b = append(b, 5)
+			b = binary.AppendUvarint(b, uint64(len(v)))
+			b = append(b, v...)
+		default:
+			return b, false
+		}
+	}
+	return b, true
+}
+
+// check decides one record without the memo.
+func (f *RecordFilter) check(record map[string]any) (RecordDecision, error) {
 	cf := f.cf
 	if cf.prog == nil || record == nil || hazardous(cf.hazards, record) {
 		return f.exact(record)

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"reflect"
 	"sync"
@@ -375,6 +376,70 @@ func TestNativeBuiltinsAgreeWithOPA(t *testing.T) {
 			want, wantOK := callBuiltin(of, fn, a)
 			if gotOK != wantOK || nf.abort != of.abort || (gotOK && !ast.ValueEqual(got, want)) {
 				t.Errorf("%s%v: native %v, %v (abort %v); OPA %v, %v (abort %v)", name, a, got, gotOK, nf.abort, want, wantOK, of.abort)
+			}
+		}
+	}
+}
+
+// TestRecordFilterMemoKeepsRecordsApart tries to make the per-filter memo
+// answer one record with another's decision: values that run together
+// without their lengths, a number and the same digits as a string, null
+// and an absent field, and a caller changing the hidden fields it got.
+func TestRecordFilterMemoKeepsRecordsApart(t *testing.T) {
+	t.Parallel()
+	e := load(t, map[string]string{"crmgate.rego": `package crmgate
+
+default record_allow := false
+
+record_allow if {
+	input.record.a == "x"
+	input.record.b == "y\u0004z"
+}
+
+record_allow if input.record.n == 1
+
+record_allow if input.record.c == null
+
+record_hidden_fields contains "secret" if input.record.a == "x"
+`})
+	in := &Input{Subject: &Subject{ID: "alice"}, Resource: Resource{Module: "Accounts", Action: ActionList}}
+	f, err := e.RecordFilter(context.Background(), in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !f.Exact() || f.Fields() == nil {
+		t.Fatalf("filter not exact with known fields: %s", f.cf.reason)
+	}
+	records := []map[string]any{
+		{"a": "x", "b": "y\x04z"},
+		{"a": "x\x04y", "b": "z"},
+		{"a": "x", "b": "y\x04z"},
+		{"n": json.Number("1")},
+		{"n": "1"},
+		{"c": nil},
+		{},
+		{"c": nil},
+		{"n": json.Number("1")},
+		{"a": "x", "b": "y\x04z", "n": "1"},
+	}
+	for round := range 2 {
+		for i, rec := range records {
+			got, err := f.Check(rec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			full := *in
+			full.Record = rec
+			want, err := e.Record(context.Background(), &full)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("round %d record %d %q: Check = %+v, engine = %+v", round, i, rec, got, want)
+			}
+			// The caller owns what it got.
+			if len(got.HiddenFields) > 0 {
+				got.HiddenFields[0] = "changed"
 			}
 		}
 	}
