@@ -558,9 +558,19 @@ func (d *Decoder) ReadNameIf(name []byte) bool {
 			return false
 		}
 	}
-	d.peeked = false
 	d.st = stObjName
-	d.pos = i + len(name)
+	j := i + len(name)
+	// In compact JSON the colon and the value follow at once: peek the
+	// value here, as peek would (after a name and its colon, peek takes
+	// any token and ReadToken refuses a closing one).
+	if j+1 < len(d.buf) && d.buf[j] == ':' {
+		if k := normKind[d.buf[j+1]]; k != 0 {
+			d.pos, d.peekKind = j+1, k
+			return true
+		}
+	}
+	d.peeked = false
+	d.pos = j
 	return true
 }
 
