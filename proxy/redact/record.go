@@ -23,7 +23,7 @@ func (w *walker) recordValue(first bool) (bool, error) {
 	}
 	start := len(w.out)
 	if !first {
-		w.out = append(w.out, ',')
+		w.putByte(',')
 	}
 	body := len(w.out)
 	redacted := w.stats.Redacted
@@ -73,7 +73,7 @@ func (w *walker) recordObject(level int) error {
 	if _, err := d.ReadToken(); err != nil {
 		return err
 	}
-	w.out = append(w.out, '{')
+	w.putByte('{')
 	first := true
 	var over *nameSet // names past the memo, if any
 	for len(w.memo) <= level {
@@ -108,8 +108,7 @@ func (w *walker) recordObject(level int) error {
 			err = w.skip(d)
 		default:
 			w.comma(&first)
-			w.out = append(w.out, raw...)
-			w.out = append(w.out, ':')
+			w.putName(raw)
 			switch {
 			case a.kind == actFields && d.PeekKind() == '{':
 				err = w.recordObject(level + 1)
@@ -129,7 +128,7 @@ func (w *walker) recordObject(level int) error {
 	if over != nil {
 		w.popNames()
 	}
-	w.out = append(w.out, '}')
+	w.putByte('}')
 	return nil
 }
 
@@ -271,7 +270,7 @@ func (w *walker) recordMember(d *jsonscan.Decoder) error {
 	if err != nil {
 		return err
 	}
-	w.out = append(w.out, v...)
+	w.put(v)
 	return nil
 }
 
@@ -302,7 +301,7 @@ func (w *walker) nestedObject() error {
 	if _, err := d.ReadToken(); err != nil {
 		return err
 	}
-	w.out = append(w.out, '{')
+	w.putByte('{')
 	first := true
 	var over *nameSet
 	for i := 0; d.PeekKind() != '}'; i++ {
@@ -329,13 +328,11 @@ func (w *walker) nestedObject() error {
 			err = w.skip(d)
 		case actMask:
 			w.comma(&first)
-			w.out = append(w.out, raw...)
-			w.out = append(w.out, ':')
+			w.putName(raw)
 			err = w.maskNext(d, a.e.mask)
 		default:
 			w.comma(&first)
-			w.out = append(w.out, raw...)
-			w.out = append(w.out, ':')
+			w.putName(raw)
 			err = w.recordMember(d)
 		}
 		if err != nil {
@@ -353,7 +350,7 @@ func (w *walker) nestedObject() error {
 	if over != nil {
 		w.popNames()
 	}
-	w.out = append(w.out, '}')
+	w.putByte('}')
 	return nil
 }
 
@@ -363,7 +360,7 @@ func (w *walker) nestedArray() error {
 	if _, err := d.ReadToken(); err != nil {
 		return err
 	}
-	w.out = append(w.out, '[')
+	w.putByte('[')
 	first := true
 	for d.PeekKind() != ']' {
 		w.comma(&first)
@@ -377,7 +374,7 @@ func (w *walker) nestedArray() error {
 	if _, err := d.ReadToken(); err != nil {
 		return err
 	}
-	w.out = append(w.out, ']')
+	w.putByte(']')
 	return nil
 }
 
@@ -458,15 +455,14 @@ func (w *walker) collect(level, i int, raw []byte, a memberAct, first *bool) err
 		return nil
 	}
 	w.comma(first)
-	w.out = append(w.out, name...)
-	w.out = append(w.out, ':')
+	w.putName(name)
 	switch {
 	case a.e.mask != maskNone:
 		w.appendMask(v, a.e.mask)
 	case v[0] == '{' || v[0] == '[':
 		return w.walkRaw(v)
 	default:
-		w.out = append(w.out, v...)
+		w.put(v)
 	}
 	return nil
 }

@@ -218,6 +218,43 @@ func (w *walker) flush() error {
 	return err
 }
 
+// put, putByte and putName append to the output in place while it has
+// room: assigning the result of append to w.out writes the slice's pointer
+// back to the walker every time, which costs a write barrier whenever the
+// GC is marking, and the walker appends a few times per member.
+func (w *walker) put(b []byte) {
+	n := len(w.out)
+	if cap(w.out)-n < len(b) {
+		w.out = append(w.out, b...)
+		return
+	}
+	w.out = w.out[:n+len(b)]
+	copy(w.out[n:], b)
+}
+
+func (w *walker) putByte(c byte) {
+	n := len(w.out)
+	if n == cap(w.out) {
+		w.out = append(w.out, c)
+		return
+	}
+	w.out = w.out[:n+1]
+	w.out[n] = c
+}
+
+// putName writes a member's quoted name and its colon.
+func (w *walker) putName(raw []byte) {
+	n := len(w.out)
+	if cap(w.out)-n <= len(raw) {
+		w.out = append(w.out, raw...)
+		w.out = append(w.out, ':')
+		return
+	}
+	w.out = w.out[:n+len(raw)+1]
+	copy(w.out[n:], raw)
+	w.out[n+len(raw)] = ':'
+}
+
 // maybeFlush writes out what has collected, unless it is held back or a
 // record in progress may still be cut from it.
 func (w *walker) maybeFlush() error {
@@ -264,7 +301,7 @@ func (w *walker) hides(e entry, nm names) bool {
 
 func (w *walker) comma(first *bool) {
 	if !*first {
-		w.out = append(w.out, ',')
+		w.putByte(',')
 	}
 	*first = false
 }
@@ -277,7 +314,7 @@ func (w *walker) generic(d *jsonscan.Decoder, nm names) error {
 		if _, err := d.ReadToken(); err != nil {
 			return err
 		}
-		w.out = append(w.out, '{')
+		w.putByte('{')
 		var ns *nameSet
 		if d == w.dec {
 			ns = w.pushNames()
@@ -311,8 +348,7 @@ func (w *walker) generic(d *jsonscan.Decoder, nm names) error {
 				continue
 			}
 			w.comma(&first)
-			w.out = append(w.out, raw...)
-			w.out = append(w.out, ':')
+			w.putName(raw)
 			if nm.base && e.mask != maskNone {
 				err = w.maskNext(d, e.mask)
 			} else {
@@ -331,13 +367,13 @@ func (w *walker) generic(d *jsonscan.Decoder, nm names) error {
 		if ns != nil {
 			w.popNames()
 		}
-		w.out = append(w.out, '}')
+		w.putByte('}')
 		return nil
 	case '[':
 		if _, err := d.ReadToken(); err != nil {
 			return err
 		}
-		w.out = append(w.out, '[')
+		w.putByte('[')
 		first := true
 		for d.PeekKind() != ']' {
 			w.comma(&first)
@@ -351,14 +387,14 @@ func (w *walker) generic(d *jsonscan.Decoder, nm names) error {
 		if _, err := d.ReadToken(); err != nil {
 			return err
 		}
-		w.out = append(w.out, ']')
+		w.putByte(']')
 		return nil
 	}
 	v, err := d.ReadValue()
 	if err != nil {
 		return err
 	}
-	w.out = append(w.out, v...)
+	w.put(v)
 	return nil
 }
 
@@ -446,7 +482,7 @@ func (w *walker) envelope(n *pathNode) error {
 	if _, err := d.ReadToken(); err != nil {
 		return err
 	}
-	w.out = append(w.out, '{')
+	w.putByte('{')
 	ns := w.pushNames()
 	first := true
 	var pending []pendingTotal
@@ -483,8 +519,7 @@ func (w *walker) envelope(n *pathNode) error {
 			continue
 		}
 		w.comma(&first)
-		w.out = append(w.out, raw...)
-		w.out = append(w.out, ':')
+		w.putName(raw)
 		switch {
 		case child != nil && (child.kind != nodeInner || child.holdsTarget):
 			err = w.value(child)
@@ -509,7 +544,7 @@ func (w *walker) envelope(n *pathNode) error {
 	for _, p := range pending {
 		w.writeTotal(&first, p.name, p.style, p.value)
 	}
-	w.out = append(w.out, '}')
+	w.putByte('}')
 	return nil
 }
 
@@ -519,9 +554,8 @@ func (w *walker) writeTotal(first *bool, name []byte, style totalStyle, upstream
 		return
 	}
 	w.comma(first)
-	w.out = append(w.out, name...)
-	w.out = append(w.out, ':')
-	w.out = append(w.out, w.scratch...)
+	w.putName(name)
+	w.put(w.scratch)
 }
 
 // list writes the list, record by record.
@@ -538,7 +572,7 @@ func (w *walker) list() error {
 	}
 	w.targetSeen = true
 	w.hold = false
-	w.out = append(w.out, '[')
+	w.putByte('[')
 	first := true
 	for d.PeekKind() != ']' {
 		kept, err := w.recordValue(first)
@@ -555,7 +589,7 @@ func (w *walker) list() error {
 	if _, err := d.ReadToken(); err != nil {
 		return err
 	}
-	w.out = append(w.out, ']')
+	w.putByte(']')
 	w.listDone = true
 	return nil
 }
