@@ -46,22 +46,10 @@ const redactedJSON = `"[redacted]"`
 func appendMasked(dst []byte, s []byte, style maskStyle, mac hash.Hash, scratch []byte) ([]byte, []byte) {
 	switch style {
 	case maskLast4:
-		n := utf8.RuneCount(s)
-		keep := 0
-		if n > 4 {
-			keep = 4
+		if quoteFree(s) {
+			return appendLast4ASCII(dst, s), scratch
 		}
-		scratch = scratch[:0]
-		for i := 0; i < n-keep; i++ {
-			scratch = append(scratch, '*')
-		}
-		tail := s
-		for i := 0; i < n-keep; i++ {
-			_, size := utf8.DecodeRune(tail)
-			tail = tail[size:]
-		}
-		scratch = append(scratch, tail...)
-		return appendQuoted(dst, scratch), scratch
+		return appendLast4(dst, s, scratch)
 	case maskEmail:
 		at := -1
 		for i, b := range s {
@@ -89,6 +77,53 @@ func appendMasked(dst []byte, s []byte, style maskStyle, mac hash.Hash, scratch 
 		return append(dst, '"'), scratch
 	}
 	return append(dst, redactedJSON...), scratch
+}
+
+// appendLast4 is maskLast4: every rune but the last four becomes '*', all
+// of them when there are four or fewer.
+func appendLast4(dst, s, scratch []byte) ([]byte, []byte) {
+	n := utf8.RuneCount(s)
+	keep := 0
+	if n > 4 {
+		keep = 4
+	}
+	scratch = scratch[:0]
+	for i := 0; i < n-keep; i++ {
+		scratch = append(scratch, '*')
+	}
+	tail := s
+	for i := 0; i < n-keep; i++ {
+		_, size := utf8.DecodeRune(tail)
+		tail = tail[size:]
+	}
+	scratch = append(scratch, tail...)
+	return appendQuoted(dst, scratch), scratch
+}
+
+// appendLast4ASCII is appendLast4 for s that quoteFree accepts: one byte
+// per rune and nothing to escape, so the masked string is written as it
+// is, as appendQuoted would write it.
+func appendLast4ASCII(dst, s []byte) []byte {
+	keep := 0
+	if len(s) > 4 {
+		keep = 4
+	}
+	dst = append(dst, '"')
+	for range len(s) - keep {
+		dst = append(dst, '*')
+	}
+	dst = append(dst, s[len(s)-keep:]...)
+	return append(dst, '"')
+}
+
+// quoteFree reports whether s is ASCII that a JSON string holds unescaped.
+func quoteFree(s []byte) bool {
+	for _, c := range s {
+		if c < 0x20 || c >= utf8.RuneSelf || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return true
 }
 
 func newMAC(key []byte) hash.Hash { return hmac.New(sha256.New, key) }

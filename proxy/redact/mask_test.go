@@ -126,3 +126,24 @@ func TestFold(t *testing.T) {
 		})
 	}
 }
+
+// TestLast4ASCII checks that the ASCII path of maskLast4 writes what the
+// general one does, for every byte it takes and every length around four.
+func TestLast4ASCII(t *testing.T) {
+	var inputs [][]byte
+	for c := range 256 {
+		inputs = append(inputs, []byte{byte(c)}, []byte{'1', '2', '3', '4', byte(c)}, []byte{byte(c), '1', '2', '3', '4', '5'})
+	}
+	for n := range 10 {
+		inputs = append(inputs, []byte("+1 555 <&> 0123456789"[:n]))
+	}
+	for _, s := range inputs {
+		if !quoteFree(s) {
+			continue
+		}
+		want, _ := appendLast4(nil, s, nil)
+		if got := appendLast4ASCII(nil, s); string(got) != string(want) {
+			t.Errorf("%q: ASCII path %s, general path %s", s, got, want)
+		}
+	}
+}
