@@ -249,8 +249,10 @@ func (w *walker) memoized(pm *[]memberInfo, limit, level, i int, raw []byte, ove
 	default:
 		return a, nil
 	}
+	held := cap(m.raw) + cap(m.uq)
 	m.raw = append(m.raw[:0], raw...)
 	m.uq = append(m.uq[:0], w.uq...)
+	w.memoBytes += cap(m.raw) + cap(m.uq) - held
 	m.bit = nameBit(w.uq)
 	m.act = a
 	m.key, m.recent = "", nil

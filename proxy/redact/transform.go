@@ -78,6 +78,10 @@ type walker struct {
 	memo    [][]memberInfo // per record level, by member position
 	slots   [][]memberInfo // per object inside a record's members (see nestedObject)
 	slot    int            // the next object's slot in the current record
+	// memoBytes is what the name buffers of memo and slots hold; their
+	// entries keep them for reuse, so a walker that met huge names is not
+	// pooled.
+	memoBytes int
 
 	record map[string]any
 	keys   map[string]string        // field names the rule reads, interned
@@ -114,7 +118,7 @@ func getWalker(c *Compiled, dst io.Writer, src io.Reader, mode Mode) *walker {
 }
 
 func putWalker(w *walker) {
-	if cap(w.out) > maxPooled || cap(w.rewalk) > maxPooled {
+	if cap(w.out) > maxPooled || cap(w.rewalk) > maxPooled || w.memoBytes > maxPooled {
 		return
 	}
 	clear(w.record)
