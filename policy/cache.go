@@ -1,7 +1,6 @@
 package policy
 
 import (
-	"encoding"
 	"maps"
 	"slices"
 	"sync"
@@ -52,20 +51,13 @@ func (dc *decisionCache) key(in *inputView, buf []byte) ([]byte, error) {
 	for i, p := range dc.paths {
 		buf = append(buf, dc.names[i]...)
 		buf = append(buf, 0)
-		v, err := in.find(p)
-		switch {
-		case err != nil:
+		var found bool
+		var err error
+		if buf, found, err = in.appendText(buf, p); err != nil {
 			return nil, err
-		case v == nil:
+		}
+		if !found {
 			buf = append(buf, "\x01undefined"...)
-		default:
-			if a, ok := v.(encoding.TextAppender); ok {
-				var aerr error
-				if buf, aerr = a.AppendText(buf); aerr == nil {
-					break
-				}
-			}
-			buf = append(buf, v.String()...)
 		}
 		buf = append(buf, 0)
 	}

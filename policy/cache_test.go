@@ -189,6 +189,18 @@ func TestInputViewFindsWhatTheInputHolds(t *testing.T) {
 			case want == nil || got == nil || want.Compare(got) != 0:
 				t.Errorf("%s: %s = %v, want %v", name, ps, got, want)
 			}
+			// The key's text for the path is the built value's text.
+			text, found, err := view.appendText([]byte("prefix"), ref)
+			if err != nil {
+				t.Fatalf("%s: %s: %v", name, ps, err)
+			}
+			wantText := "prefix"
+			if want != nil {
+				wantText += want.String()
+			}
+			if found != (want != nil) || string(text) != wantText {
+				t.Errorf("%s: %s text = %q (found %v), want %q", name, ps, text, found, wantText)
+			}
 		}
 	}
 }

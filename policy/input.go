@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"encoding"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -141,6 +142,60 @@ func (v *inputView) resourceValue() (ast.Value, error) {
 	return v.resource, nil
 }
 
+// appendText appends the canonical text of the value at p (see find) to
+// buf; found is false when the value is undefined.
+func (v *inputView) appendText(buf []byte, p ast.Ref) (_ []byte, found bool, err error) {
+	if len(p) == 3 {
+		if top, _ := p[1].Value.(ast.String); top == "resource" {
+			// The members the reference policy's keys read, written
+			// without building the resource object or boxing a value.
+			r := &v.in.Resource
+			switch name, _ := p[2].Value.(ast.String); name {
+			case "module":
+				return appendString(buf, r.Module), true, nil
+			case "action":
+				return appendString(buf, r.Action), true, nil
+			case "id":
+				if r.ID == "" {
+					return buf, false, nil
+				}
+				return appendString(buf, r.ID), true, nil
+			case "fields":
+				if len(r.Fields) == 0 {
+					return buf, false, nil
+				}
+			case "body":
+				if len(r.Body) == 0 {
+					return buf, false, nil
+				}
+			}
+		}
+	}
+	x, err := v.find(p)
+	if err != nil || x == nil {
+		return buf, false, err
+	}
+	switch x := x.(type) {
+	case ast.Boolean:
+		// Boolean's AppendText allocates.
+		return strconv.AppendBool(buf, bool(x)), true, nil
+	case encoding.TextAppender:
+		if out, err := x.AppendText(buf); err == nil {
+			return out, true, nil
+		}
+	}
+	return append(buf, x.String()...), true, nil
+}
+
+// appendString appends s as ast.String's text.
+func appendString(buf []byte, s string) []byte {
+	out, err := ast.String(s).AppendText(buf)
+	if err != nil {
+		return append(buf, ast.String(s).String()...)
+	}
+	return out
+}
+
 // find returns the value at p (a ref starting at input, whose second term
 // is a string: see inputPaths) in the input without a record, or nil when
 // it is undefined there. An error is a part of the input that cannot be
@@ -152,22 +207,6 @@ func (v *inputView) find(p ast.Ref) (ast.Value, error) {
 	case "subject":
 		part = v.subject
 	case "resource":
-		if len(p) == 3 {
-			// The members every key of the reference policy reads,
-			// answered without building the resource object.
-			r := &v.in.Resource
-			switch name, _ := p[2].Value.(ast.String); name {
-			case "module":
-				return ast.String(r.Module), nil
-			case "action":
-				return ast.String(r.Action), nil
-			case "id":
-				if r.ID == "" {
-					return nil, nil
-				}
-				return ast.String(r.ID), nil
-			}
-		}
 		r, err := v.resourceValue()
 		if err != nil {
 			return nil, err
