@@ -3,10 +3,11 @@
 # proxy, nginx as a plain reverse proxy, and crmgate in four modes (bearer
 # JWT with and without the decision log, browser sessions in memory and in
 # Redis) with wrk, the same connections, threads, duration and persona mix
-# for each, and prints one table with every ratio to the bare Go proxy.
+# for each, and prints one table per phase with every ratio to the bare Go
+# proxy.
 #
-#   test/load/run.sh                      # 32 connections, 2 threads, 15 s each
-#   CONNS=64 DURATION=30s test/load/run.sh
+#   test/load/run.sh                      # 32 connections, 2 threads
+#   ROUNDS=9 ROUND=5s test/load/run.sh    # longer, steadier figures
 #
 # Two phases. Saturated: wrk flat out, which measures requests/s; its p99 is
 # mostly queueing (32 connections over a saturated 2-core machine: by
@@ -15,21 +16,27 @@
 # target, below all their capacities, which measures what a request costs in
 # latency. The p99 target is read from the paced phase.
 #
+# Each phase runs in ROUNDS rounds; in a round every target gets ROUND of
+# wrk, in an order rotated by one each round. A shared VM's speed drifts by
+# tens of percent within minutes, which one long run per target turned into
+# a ratio error as large as the gap measured; the ratios here compare runs
+# seconds apart, and each figure is the median over rounds.
+#
 # The targets come from test/load/targets (see its doc comment). Finishes in
-# well under five minutes at the defaults and stops everything it started.
+# about five minutes at the defaults and stops everything it started.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 CONNS=${CONNS:-32}
 THREADS=${THREADS:-2}
-DURATION=${DURATION:-15s}
+ROUNDS=${ROUNDS:-5}
+ROUND=${ROUND:-3s}
 WARMUP=${WARMUP:-3s}
 # The paced phase: each connection waits on average PACE_MS (uniformly 0 to
 # twice that) between an answer and its next request (32 connections at
 # 16 ms offer at most 2,000 req/s, well under every target's capacity
-# here), for PACED_DURATION per target after a paced warm-up of WARMUP.
+# here).
 PACE_MS=${PACE_MS:-16}
-PACED_DURATION=${PACED_DURATION:-15s}
 REDIS=${REDIS:-127.0.0.1:6379}
 
 log() { printf '== %s\n' "$*" >&2; }
@@ -129,30 +136,36 @@ curl -fs -o /dev/null "http://127.0.0.1:$nginx_port/Api/V8/module/Accounts/load-
   tail -n +2 "$work/targets.tsv"
 } >"$work/order.tsv"
 
-log "wrk: $CONNS connections, $THREADS threads, $DURATION per target (after a $WARMUP warm-up)"
-results="$work/results.tsv"
-: >"$results"
-while IFS=$'\t' read -r name url script _admin; do
-  wrk -c "$CONNS" -t "$THREADS" -d "$WARMUP" -s "$script" "$url" >/dev/null 2>&1 || true
-  line=$(wrk -c "$CONNS" -t "$THREADS" -d "$DURATION" -s "$script" "$url" 2>&1 | grep '^RESULT' || true)
-  [ -n "$line" ] || { echo "wrk against $name printed no result" >&2; exit 1; }
-  printf '%s %s\n' "$name" "${line#RESULT }" >>"$results"
-  log "$name done"
-done <"$work/order.tsv"
+# phase OUT PACE_MS: a warm-up of every target, then ROUNDS rounds; writes
+# a line per wrk run: round, target, then the RESULT fields.
+phase() {
+  local out=$1 pace=$2 n r i row name url script _admin line
+  local -a rows
+  mapfile -t rows <"$work/order.tsv"
+  n=${#rows[@]}
+  : >"$out"
+  for row in "${rows[@]}"; do
+    IFS=$'\t' read -r name url script _admin <<<"$row"
+    WRK_PACE_MS=$pace wrk -c "$CONNS" -t "$THREADS" -d "$WARMUP" -s "$script" "$url" >/dev/null 2>&1 || true
+  done
+  for r in $(seq "$ROUNDS"); do
+    for i in $(seq 0 $((n - 1))); do
+      row=${rows[$(((i + r - 1) % n))]}
+      IFS=$'\t' read -r name url script _admin <<<"$row"
+      line=$(WRK_PACE_MS=$pace wrk -c "$CONNS" -t "$THREADS" -d "$ROUND" -s "$script" "$url" 2>&1 | grep '^RESULT' || true)
+      [ -n "$line" ] || { echo "wrk against $name printed no result" >&2; exit 1; }
+      printf '%s %s %s\n' "$r" "$name" "${line#RESULT }" >>"$out"
+    done
+    log "round $r of $ROUNDS done"
+  done
+}
 
-log "wrk paced: $CONNS connections, ${PACE_MS} ms between answer and next request, $PACED_DURATION per target"
-paced="$work/paced.tsv"
-: >"$paced"
-while IFS=$'\t' read -r name url script _admin; do
-  # A paced warm-up first: the target measured first would otherwise take
-  # the tail of the previous phase's work (GC, idle connections closing)
-  # into its p99.
-  WRK_PACE_MS=$PACE_MS wrk -c "$CONNS" -t "$THREADS" -d "$WARMUP" -s "$script" "$url" >/dev/null 2>&1 || true
-  line=$(WRK_PACE_MS=$PACE_MS wrk -c "$CONNS" -t "$THREADS" -d "$PACED_DURATION" -s "$script" "$url" 2>&1 | grep '^RESULT' || true)
-  [ -n "$line" ] || { echo "paced wrk against $name printed no result" >&2; exit 1; }
-  printf '%s %s\n' "$name" "${line#RESULT }" >>"$paced"
-  log "$name paced done"
-done <"$work/order.tsv"
+log "saturated: wrk -c $CONNS -t $THREADS, $ROUNDS rounds of $ROUND per target"
+results="$work/results.txt"
+phase "$results" 0
+log "paced: $PACE_MS ms mean think time, $ROUNDS rounds of $ROUND per target"
+paced="$work/paced.txt"
+phase "$paced" "$PACE_MS"
 
 kill -0 "$targets_pid" 2>/dev/null || { echo "targets died during the run" >&2; cat "$work/targets.err" >&2; exit 1; }
 
@@ -162,24 +175,38 @@ echo "mix: 35% 2 KB record reads, 30% 50-record lists (filtered), 10% product li
 table() { # table FILE TITLE
   echo
   echo "$2"
-  awk '
-  NR == 1 { base_rps = $2; base_p99 = $4 }
-  { rows[NR] = $0 }
+  awk -v base="$(head -n1 "$work/order.tsv" | cut -f1)" '
+  function median(list,    a, n, i, j, t) {
+    n = split(list, a, " ")
+    for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j-1] + 0 > a[j] + 0; j--) { t = a[j]; a[j] = a[j-1]; a[j-1] = t }
+    return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+  }
+  {
+    r = $1; t = $2
+    if (!(t in seen)) { seen[t] = 1; order[++nt] = t }
+    rps[r, t] = $3; p99[r, t] = $5
+    l_rps[t] = l_rps[t] " " $3; l_p50[t] = l_p50[t] " " $4; l_p99[t] = l_p99[t] " " $5
+    ok[t] += $6; denied[t] += $7; errs[t] += $8 + $9
+    rounds[r] = 1
+  }
   END {
     printf "%-24s %10s %9s %9s %8s %10s %8s %6s %7s\n", "target", "req/s", "p50 ms", "p99 ms", "x bare", "p99 delta", "200", "403", "errors"
     fail = 0
-    for (i = 1; i <= NR; i++) {
-      split(rows[i], f, " ")
-      errs = f[7] + f[8]
-      printf "%-24s %10.0f %9.3f %9.3f %7.0f%% %+9.3fms %8d %6d %7d\n", f[1], f[2], f[3], f[4], 100 * f[2] / base_rps, f[4] - base_p99, f[5], f[6], errs
-      if (errs > 0) fail = 1
+    for (k = 1; k <= nt; k++) {
+      t = order[k]; ratio = ""; delta = ""
+      for (r in rounds) {
+        ratio = ratio " " rps[r, t] / rps[r, base]
+        delta = delta " " p99[r, t] - p99[r, base]
+      }
+      printf "%-24s %10.0f %9.3f %9.3f %7.0f%% %+9.3fms %8d %6d %7d\n", t, median(l_rps[t]), median(l_p50[t]), median(l_p99[t]), 100 * median(ratio), median(delta), ok[t], denied[t], errs[t]
+      if (errs[t] > 0) fail = 1
     }
     exit fail
   }' "$1"
 }
 status=0
-table "$results" "saturated ($DURATION per target, flat out): requests/s" || status=1
-table "$paced" "paced ($PACED_DURATION per target, ${PACE_MS} ms mean think time per connection, same offered load): latency" || status=1
+table "$results" "saturated (flat out; medians of $ROUNDS rounds of $ROUND; x bare and p99 delta are medians of same-round ratios and differences)" || status=1
+table "$paced" "paced ($PACE_MS ms mean think time per connection, the same offered load for all; medians of $ROUNDS rounds of $ROUND)" || status=1
 echo
 echo "targets (issue 6): crmgate >= 70% of bare-go req/s (saturated), p99 <= bare-go p99 + 1 ms (paced); errors = statuses other than 200/403 plus socket errors"
 exit $status
