@@ -41,22 +41,15 @@ type RecordFilter struct {
 	// in is the request's input; Check sets Record on a copy.
 	in Input
 	cf *compiledFilter
-
-	// memo holds the decisions for the values of cf.fields seen so far:
-	// a list repeats its owners, teams and statuses, and a decision is a
-	// function of those values alone when the rules translated (every
-	// builtin they call is pure) and read no field but cf.fields.
-	memoMu sync.Mutex
-	memo   map[string]RecordDecision
-	keyBuf []byte
 }
 
-// maxMemoDecisions bounds one RecordFilter's memo; past it, new value
+// maxMemoDecisions bounds one compiled filter's memo; past it, new value
 // combinations are evaluated but not remembered.
 const maxMemoDecisions = 256
 
 // compiledFilter is the translated predicate for one set of known input
-// values. It is immutable and shared by every request with those values.
+// values. It is shared by every request with those values and, but for its
+// memo, immutable.
 type compiledFilter struct {
 	prog   *program
 	allow  step
@@ -73,6 +66,15 @@ type compiledFilter struct {
 	reason string
 	// frames are reused between records: a frame is a dozen slices.
 	frames sync.Pool
+
+	// memo holds the decisions for the values of fields seen so far, for
+	// every request sharing the filter: lists repeat their owners, teams
+	// and statuses, and records their owners. When the rules translated
+	// (every builtin they call is pure) and read no field but fields, a
+	// decision is a function of those values and of the input values the
+	// filter was compiled for.
+	memoMu sync.RWMutex
+	memo   map[string]RecordDecision
 }
 
 // RecordFilter compiles the record rules for in (in.Record is ignored).
@@ -113,14 +115,15 @@ func (f *RecordFilter) Check(record map[string]any) (RecordDecision, error) {
 	if cf.prog == nil || cf.fields == nil || record == nil {
 		return f.check(record)
 	}
-	f.memoMu.Lock()
-	defer f.memoMu.Unlock()
-	key, ok := appendMemoKey(f.keyBuf[:0], cf.fields, record)
-	f.keyBuf = key
+	var kb [128]byte
+	key, ok := appendMemoKey(kb[:0], cf.fields, record)
 	if !ok {
 		return f.check(record)
 	}
-	if d, hit := f.memo[string(key)]; hit {
+	cf.memoMu.RLock()
+	d, hit := cf.memo[string(key)]
+	cf.memoMu.RUnlock()
+	if hit {
 		d.HiddenFields = slices.Clone(d.HiddenFields)
 		return d, nil
 	}
@@ -128,12 +131,14 @@ func (f *RecordFilter) Check(record map[string]any) (RecordDecision, error) {
 	if err != nil {
 		return d, err
 	}
-	if f.memo == nil {
-		f.memo = make(map[string]RecordDecision)
+	cf.memoMu.Lock()
+	if cf.memo == nil {
+		cf.memo = make(map[string]RecordDecision)
 	}
-	if len(f.memo) < maxMemoDecisions {
-		f.memo[string(key)] = RecordDecision{Allow: d.Allow, HiddenFields: slices.Clone(d.HiddenFields)}
+	if len(cf.memo) < maxMemoDecisions {
+		cf.memo[string(key)] = RecordDecision{Allow: d.Allow, HiddenFields: slices.Clone(d.HiddenFields)}
 	}
+	cf.memoMu.Unlock()
 	return d, nil
 }
 
