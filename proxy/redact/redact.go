@@ -218,7 +218,9 @@ func (p *Plan) Compile() (*Compiled, error) {
 	if p.Record != nil {
 		fields = p.Record.Fields()
 	}
-	var kb [512]byte
+	// The reference policy's plans (allow-lists of a few dozen fields)
+	// make keys of about a kilobyte: room for them on the stack.
+	var kb [2048]byte
 	key := p.appendKey(kb[:0], fields)
 	t := compiledTables.get(key)
 	if t == nil {
