@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -190,7 +191,7 @@ func (b *Bearer) Authenticate(ctx context.Context, raw string) (*policy.Subject,
 	if len(raw) > maxTokenBytes {
 		return nil, fmt.Errorf("authenticate bearer: %w: token longer than %d bytes", ErrInvalidToken, maxTokenBytes)
 	}
-	key := sha256.Sum256([]byte(raw))
+	key := tokenKey(raw)
 	now := b.now()
 	if c, ok := b.cache.Get(key); ok {
 		if now.Before(c.until) {
@@ -267,3 +268,19 @@ func decodeClaims(tok *oidc.IDToken) (map[string]any, error) {
 	}
 	return claims, nil
 }
+
+// tokenKey is the cache key of a raw token: its SHA-256, hashed from a
+// pooled copy, since converting the string allocated a kilobyte for every
+// request's token.
+func tokenKey(raw string) [sha256.Size]byte {
+	bp := tokenBufs.Get().(*[]byte)
+	b := append((*bp)[:0], raw...)
+	key := sha256.Sum256(b)
+	*bp = b
+	tokenBufs.Put(bp)
+	return key
+}
+
+// tokenBufs hold at most maxTokenBytes each (Authenticate refuses longer
+// tokens before hashing).
+var tokenBufs = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
