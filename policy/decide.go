@@ -41,7 +41,10 @@ func (e *Engine) Decide(ctx context.Context, in *Input) (Decision, error) {
 	}
 	var key []byte
 	if c.cache != nil {
-		if key, err = c.cache.key(view, make([]byte, 0, 256)); err != nil {
+		// Keys of the reference policy run to several hundred bytes;
+		// they are built on the stack.
+		var kb [1024]byte
+		if key, err = c.cache.key(view, kb[:0]); err != nil {
 			return Decision{Revision: c.revision}, fmt.Errorf("decide: build input: %w", err)
 		}
 		if d, ok := c.cache.get(key); ok {

@@ -324,15 +324,15 @@ func usesName(compiler *ast.Compiler, name string) bool {
 }
 
 func (fc *filterCache) get(ctx context.Context, c *compiled, view *inputView) (*compiledFilter, error) {
-	var key string
+	var kb [1024]byte
+	var key []byte
 	if fc.cacheable {
-		k, err := fc.key(view)
-		if err != nil {
+		var err error
+		if key, err = fc.key(view, kb[:0]); err != nil {
 			return nil, fmt.Errorf("build input: %w", err)
 		}
-		key = string(k)
 		fc.mu.Lock()
-		cf, ok := fc.m[key]
+		cf, ok := fc.m[string(key)]
 		fc.mu.Unlock()
 		if ok {
 			return cf, nil
@@ -351,7 +351,7 @@ func (fc *filterCache) get(ctx context.Context, c *compiled, view *inputView) (*
 		if len(fc.m) >= maxCachedFilters {
 			clear(fc.m)
 		}
-		fc.m[key] = cf
+		fc.m[string(key)] = cf
 		fc.mu.Unlock()
 	}
 	return cf, nil
@@ -359,9 +359,9 @@ func (fc *filterCache) get(ctx context.Context, c *compiled, view *inputView) (*
 
 // key is the canonical text of the known input values the record rules
 // read, as the decision cache builds its keys.
-func (fc *filterCache) key(view *inputView) ([]byte, error) {
+func (fc *filterCache) key(view *inputView, buf []byte) ([]byte, error) {
 	dc := decisionCache{paths: fc.paths, names: fc.names}
-	return dc.key(view, make([]byte, 0, 256))
+	return dc.key(view, buf)
 }
 
 // compile translates the record rules for one input. Only a cancelled

@@ -179,9 +179,13 @@ func (v *inputView) appendText(buf []byte, p ast.Ref) (_ []byte, found bool, err
 	case ast.Boolean:
 		// Boolean's AppendText allocates.
 		return strconv.AppendBool(buf, bool(x)), true, nil
+	case ast.String:
+		return appendString(buf, string(x)), true, nil
 	case encoding.TextAppender:
-		if out, err := x.AppendText(buf); err == nil {
-			return out, true, nil
+		// Handing buf to a method through an interface would move every
+		// key's buffer to the heap; these values' own text is short.
+		if t, err := x.AppendText(nil); err == nil {
+			return append(buf, t...), true, nil
 		}
 	}
 	return append(buf, x.String()...), true, nil
