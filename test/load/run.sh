@@ -7,7 +7,7 @@
 # proxy.
 #
 #   test/load/run.sh                      # 32 connections, 2 threads
-#   ROUNDS=9 ROUND=5s test/load/run.sh    # longer, steadier figures
+#   ROUNDS=15 ROUND=3s test/load/run.sh  # longer, steadier figures
 #
 # Two phases. Saturated: wrk flat out, which measures requests/s; its p99 is
 # mostly queueing (32 connections over a saturated 2-core machine: by
@@ -23,14 +23,14 @@
 # seconds apart, and each figure is the median over rounds.
 #
 # The targets come from test/load/targets (see its doc comment). Finishes in
-# about five minutes at the defaults and stops everything it started.
+# about five minutes at the defaults (9 rounds of 2 s) and stops everything it started.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 CONNS=${CONNS:-32}
 THREADS=${THREADS:-2}
-ROUNDS=${ROUNDS:-5}
-ROUND=${ROUND:-3s}
+ROUNDS=${ROUNDS:-9}
+ROUND=${ROUND:-2s}
 WARMUP=${WARMUP:-3s}
 # The paced phase: each connection waits on average PACE_MS (uniformly 0 to
 # twice that) between an answer and its next request (32 connections at
@@ -166,6 +166,9 @@ phase "$results" 0
 log "paced: $PACE_MS ms mean think time, $ROUNDS rounds of $ROUND per target"
 paced="$work/paced.txt"
 phase "$paced" "$PACE_MS"
+
+# RAW=DIR keeps the per-round results (round, target, RESULT fields).
+if [ -n "${RAW:-}" ]; then mkdir -p "$RAW" && cp "$results" "$paced" "$RAW/"; fi
 
 kill -0 "$targets_pid" 2>/dev/null || { echo "targets died during the run" >&2; cat "$work/targets.err" >&2; exit 1; }
 
