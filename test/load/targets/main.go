@@ -489,7 +489,9 @@ end
 function init(args)
   for k, r in ipairs(reqs) do built[k] = wrk.format("GET", r.path, r.headers) end
   i = offset or 0
-  math.randomseed(i)
+  -- WRK_SEED tells apart wrk processes running at the same time, whose
+  -- think times would otherwise be the same sequence, in step.
+  math.randomseed(i + 1000 * (tonumber(os.getenv("WRK_SEED") or "0") or 0))
   ok, denied, other = 0, 0, 0
 end
 
