@@ -253,7 +253,7 @@ func decode(op, hash string, data []byte, lastSeen time.Time) (*Session, error) 
 	}
 	return &Session{
 		Hash:         hash,
-		Subject:      cloneSubject(r.Subject),
+		Subject:      r.Subject.Clone(),
 		IDToken:      r.IDToken,
 		RefreshToken: slices.Clone(r.RefreshToken),
 		TokenExpiry:  r.TokenExpiry,
@@ -276,51 +276,6 @@ var decoded = &recordMemo{m: make(map[string]memoRecord)}
 
 // maxMemoRecords bounds the memo; when full it starts over.
 const maxMemoRecords = 4096
-
-// cloneSubject copies a Subject deeply enough that changing the copy cannot
-// change the original: every slice, and the attributes' maps and slices.
-func cloneSubject(s *policy.Subject) *policy.Subject {
-	return &policy.Subject{
-		ID:         s.ID,
-		Email:      s.Email,
-		Name:       s.Name,
-		Roles:      slices.Clone(s.Roles),
-		Groups:     slices.Clone(s.Groups),
-		Teams:      slices.Clone(s.Teams),
-		Attributes: cloneJSON(s.Attributes).(map[string]any),
-		MFA:        s.MFA,
-		AMR:        slices.Clone(s.AMR),
-		ACR:        s.ACR,
-		AuthTime:   s.AuthTime,
-		Auth:       s.Auth,
-	}
-}
-
-// cloneJSON copies a value as encoding/json decodes it: maps and slices
-// anew, scalars (immutable) as they are.
-func cloneJSON(v any) any {
-	switch v := v.(type) {
-	case map[string]any:
-		if v == nil {
-			return v
-		}
-		out := make(map[string]any, len(v))
-		for k, x := range v {
-			out[k] = cloneJSON(x)
-		}
-		return out
-	case []any:
-		if v == nil {
-			return v
-		}
-		out := make([]any, len(v))
-		for i, x := range v {
-			out[i] = cloneJSON(x)
-		}
-		return out
-	}
-	return v
-}
 
 type recordMemo struct {
 	mu sync.Mutex
