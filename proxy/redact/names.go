@@ -106,7 +106,7 @@ func unique(s *nameSet, uq []byte) error {
 // memoUnique checks the i-th member name of a record object against the
 // earlier ones when the memo could not vouch for it. memo holds, by
 // induction, exactly the names of positions 0..i-1 of the current object
-// (see member), pairwise distinct, up to its limit; the names from there on
+// (see nextName), pairwise distinct, up to its limit; the names from there on
 // also go to over, which is nil until then.
 func memoUnique(memo []memberInfo, i int, uq []byte, over *nameSet) error {
 	bit := nameBit(uq)

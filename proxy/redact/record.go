@@ -83,23 +83,10 @@ func (w *walker) recordObject(level int) error {
 		if i == maxMemo {
 			over = w.pushNames()
 		}
-		var a memberAct
-		var raw []byte
-		// The name the previous record had here is compared in the
-		// decoder's buffer, without being scanned as a string first; a
-		// match needs nothing else (see member).
-		if memo := w.memo[level]; i < len(memo) && d.ReadNameIf(memo[i].raw) {
-			raw, a = memo[i].raw, memo[i].act
-		} else {
-			var err error
-			if raw, err = d.ReadValue(); err != nil {
-				return err
-			}
-			if a, err = w.member(level, i, raw, over); err != nil {
-				return err
-			}
+		raw, a, err := w.nextName(d, &w.memo[level], maxMemo, level, i, over)
+		if err != nil {
+			return err
 		}
-		var err error
 		switch a.kind {
 		case actCollect:
 			err = w.collect(level, i, raw, a, &first)
@@ -203,8 +190,11 @@ func (w *walker) classify(level int, uq, fold []byte) memberAct {
 // maxMemo bounds the members remembered per level of a record.
 const maxMemo = 256
 
-// member classifies the i-th member name of a record object at level and
-// refuses a name the object already had.
+// nextName reads the i-th member name of an object, classifies it and
+// refuses a name the object already had, through a memo *pm of up to limit
+// names (level is passed on to classify; over holds the object's names
+// from position limit on, once it is reached). Record objects have a memo
+// per level, objects nested in record members one per slot.
 //
 // Records of one list repeat the same names in the same order, so the
 // answer for the previous record at the same position is reused when the
@@ -215,14 +205,22 @@ const maxMemo = 256
 // one that differs is checked against the entries before it, replaces its
 // entry and drops the entries after it, which the object's later members
 // then append (each checked likewise). A matching position therefore needs
-// no check: its name is in the memo, which holds no name twice.
-func (w *walker) member(level, i int, raw []byte, over *nameSet) (memberAct, error) {
-	return w.memoized(&w.memo[level], maxMemo, level, i, raw, over)
+// no check: its name is in the memo, which holds no name twice. The name
+// the previous object had at i is compared in the decoder's buffer first,
+// without the name being scanned as a string.
+func (w *walker) nextName(d *jsonscan.Decoder, pm *[]memberInfo, limit, level, i int, over *nameSet) ([]byte, memberAct, error) {
+	if memo := *pm; i < len(memo) && d.ReadNameIf(memo[i].raw) {
+		return memo[i].raw, memo[i].act, nil
+	}
+	raw, err := d.ReadValue()
+	if err != nil {
+		return nil, memberAct{}, err
+	}
+	a, err := w.memoized(pm, limit, level, i, raw, over)
+	return raw, a, err
 }
 
-// memoized is member for the memo *pm, which remembers up to limit names;
-// level is passed on to classify. over holds the object's names from
-// position limit on, once it is reached.
+// memoized is nextName for a name already read from the body.
 func (w *walker) memoized(pm *[]memberInfo, limit, level, i int, raw []byte, over *nameSet) (memberAct, error) {
 	memo := *pm
 	if i < len(memo) && string(memo[i].raw) == string(raw) {
@@ -310,20 +308,10 @@ func (w *walker) nestedObject() error {
 		if i == maxSlotMemo {
 			over = w.pushNames()
 		}
-		var a memberAct
-		var raw []byte
-		if memo := w.slots[slot]; i < len(memo) && d.ReadNameIf(memo[i].raw) {
-			raw, a = memo[i].raw, memo[i].act
-		} else {
-			var err error
-			if raw, err = d.ReadValue(); err != nil {
-				return err
-			}
-			if a, err = w.memoized(&w.slots[slot], maxSlotMemo, -1, i, raw, over); err != nil {
-				return err
-			}
+		raw, a, err := w.nextName(d, &w.slots[slot], maxSlotMemo, -1, i, over)
+		if err != nil {
+			return err
 		}
-		var err error
 		switch a.kind {
 		case actDrop:
 			w.stats.Redacted++
@@ -390,7 +378,7 @@ func (w *walker) walkRaw(v []byte) error {
 }
 
 // wants reports whether the record rule reads the field name. It runs once
-// per name and list position (see member), so a linear search is fine.
+// per name and list position (see nextName), so a linear search is fine.
 func (w *walker) wants(name []byte) bool {
 	for _, f := range w.c.want {
 		if f == string(name) {
