@@ -26,13 +26,13 @@ func (s *Subject) astValue() (ast.Value, error) {
 	if c, ok := s.cache.Load().(*subjectCache); ok && c.owner == s {
 		return c.value, nil
 	}
-	v, ok := builtSubjects.get(s)
+	v, ok := builtValue(s)
 	if !ok {
 		var err error
 		if v, err = buildSubject(s); err != nil {
 			return nil, err
 		}
-		builtSubjects.put(s, v)
+		rememberValue(s, v)
 	}
 	s.cache.Store(&subjectCache{owner: s, value: v})
 	return v, nil

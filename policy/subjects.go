@@ -3,8 +3,8 @@ package policy
 import (
 	"reflect"
 	"slices"
-	"sync"
 
+	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/open-policy-agent/opa/v1/ast"
 )
 
@@ -69,37 +69,32 @@ func sameSubject(a, b *Subject) bool {
 // session store never shares one between callers), and building its value
 // again was a twentieth of such a request's CPU. A Subject reuses a value
 // only when, at its first evaluation, it equals the remembered copy.
-var builtSubjects = &subjectValues{m: make(map[string]subjectValue)}
+var builtSubjects = func() *lru.Cache[string, subjectValue] {
+	c, err := lru.New[string, subjectValue](maxBuiltSubjects)
+	if err != nil {
+		panic(err) // a constant, positive size
+	}
+	return c
+}()
 
-// maxBuiltSubjects bounds the memory; when full it starts over.
+// maxBuiltSubjects bounds the memory: the least recently used go first.
 const maxBuiltSubjects = 4096
-
-type subjectValues struct {
-	mu sync.RWMutex
-	m  map[string]subjectValue
-}
 
 type subjectValue struct {
 	subject *Subject // a private copy, never handed out
 	value   ast.Value
 }
 
-func (sv *subjectValues) get(s *Subject) (ast.Value, bool) {
-	sv.mu.RLock()
-	e, ok := sv.m[s.ID]
-	sv.mu.RUnlock()
+// builtValue returns the value built for a subject equal to s, if any.
+func builtValue(s *Subject) (ast.Value, bool) {
+	e, ok := builtSubjects.Get(s.ID)
 	if !ok || !sameSubject(e.subject, s) {
 		return nil, false
 	}
 	return e.value, true
 }
 
-func (sv *subjectValues) put(s *Subject, v ast.Value) {
-	e := subjectValue{subject: s.Clone(), value: v}
-	sv.mu.Lock()
-	if len(sv.m) >= maxBuiltSubjects {
-		clear(sv.m)
-	}
-	sv.m[s.ID] = e
-	sv.mu.Unlock()
+// rememberValue keeps v as the value of subjects equal to s.
+func rememberValue(s *Subject, v ast.Value) {
+	builtSubjects.Add(s.ID, subjectValue{subject: s.Clone(), value: v})
 }

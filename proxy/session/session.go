@@ -21,8 +21,9 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sync"
 	"time"
+
+	lru "github.com/hashicorp/golang-lru/v2"
 
 	"github.com/crmgate/crmgate/policy"
 )
@@ -238,7 +239,7 @@ func encode(op string, s *Session, ttl time.Duration, create bool) ([]byte, erro
 // Every call returns a Session of its own, down to the Subject's slices and
 // attributes, also when the record comes from the memo (see decoded).
 func decode(op, hash string, data []byte, lastSeen time.Time) (*Session, error) {
-	r, ok := decoded.get(hash, data)
+	r, ok := decodedRecord(hash, data)
 	if !ok {
 		if err := json.Unmarshal(data, &r); err != nil {
 			return nil, fmt.Errorf("%s: decode session %s: %w", op, hash, err)
@@ -249,7 +250,7 @@ func decode(op, hash string, data []byte, lastSeen time.Time) (*Session, error) 
 		if r.Subject == nil || r.Subject.ID == "" {
 			return nil, fmt.Errorf("%s: decode session %s: no subject", op, hash)
 		}
-		decoded.put(hash, data, r)
+		decoded.Add(hash, memoRecord{data: bytes.Clone(data), rec: r})
 	}
 	return &Session{
 		Hash:         hash,
@@ -272,39 +273,29 @@ func decode(op, hash string, data []byte, lastSeen time.Time) (*Session, error) 
 // decision; a copy costs a tenth of that. A record is reused only for
 // exactly the same stored bytes, so an Update, a refresh or another
 // store's record is decoded anew. The memo's records are never handed out.
-var decoded = &recordMemo{m: make(map[string]memoRecord)}
+var decoded = func() *lru.Cache[string, memoRecord] {
+	c, err := lru.New[string, memoRecord](maxMemoRecords)
+	if err != nil {
+		panic(err) // a constant, positive size
+	}
+	return c
+}()
 
-// maxMemoRecords bounds the memo; when full it starts over.
+// maxMemoRecords bounds the memo: the least recently used go first.
 const maxMemoRecords = 4096
 
-type recordMemo struct {
-	mu sync.Mutex
-	m  map[string]memoRecord
-}
-
 type memoRecord struct {
-	data []byte
+	data []byte // a private copy of the stored bytes
 	rec  record
 }
 
-func (m *recordMemo) get(hash string, data []byte) (record, bool) {
-	m.mu.Lock()
-	e, ok := m.m[hash]
-	m.mu.Unlock()
+// decodedRecord returns the record decoded from exactly data, if any.
+func decodedRecord(hash string, data []byte) (record, bool) {
+	e, ok := decoded.Get(hash)
 	if !ok || !bytes.Equal(e.data, data) {
 		return record{}, false
 	}
 	return e.rec, true
-}
-
-func (m *recordMemo) put(hash string, data []byte, r record) {
-	e := memoRecord{data: bytes.Clone(data), rec: r}
-	m.mu.Lock()
-	if len(m.m) >= maxMemoRecords {
-		clear(m.m)
-	}
-	m.m[hash] = e
-	m.mu.Unlock()
 }
 
 // revokedBy reports whether a session the store created at created is
