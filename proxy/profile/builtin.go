@@ -5,13 +5,21 @@ import "fmt"
 // Builtin returns a fresh copy of a built-in profile: "suitecrm8" or
 // "espocrm". Any other name is an error.
 func Builtin(name string) (*Profile, error) {
+	var p *Profile
+	var err error
 	switch name {
 	case "suitecrm8":
-		return New(name, suiteRoutes(), suiteShape(), suiteModules())
+		p, err = New(name, suiteRoutes(), suiteShape(), suiteModules())
 	case "espocrm":
-		return New(name, espoRoutes(), espoShape(), espoModules())
+		p, err = New(name, espoRoutes(), espoShape(), espoModules())
+	default:
+		return nil, fmt.Errorf("builtin profile %q: unknown (want suitecrm8 or espocrm)", name)
 	}
-	return nil, fmt.Errorf("builtin profile %q: unknown (want suitecrm8 or espocrm)", name)
+	if err != nil {
+		return nil, err
+	}
+	p.Dialect = phpQuery{params: queryParams[name]}
+	return p, nil
 }
 
 // suiteRoutes is SuiteCRM's V8 JSON:API (SuiteCRM 7.10+, and the legacy API

@@ -46,6 +46,10 @@ type Profile struct {
 	// Modules are the module names the profile knows, in canonical
 	// spelling. Other syntactically valid names are still classified.
 	Modules []string
+	// Dialect reads and rewrites the CRM's list queries; nil for a
+	// declared profile, whose query language crmgate does not know (it
+	// then neither reads list parameters nor pushes record rules).
+	Dialect Dialect
 
 	routes  []*compiled
 	modules map[string]string // lower-case name → canonical spelling

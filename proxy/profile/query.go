@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/crmgate/crmgate/policy/cond"
 	"github.com/go-json-experiment/json"
 )
 
@@ -59,10 +60,20 @@ type QueryField struct {
 // ErrBadQuery. Profiles other than the built-in ones know no list
 // parameters and return nil.
 func (p *Profile) QueryFields(rawQuery string) ([]QueryField, error) {
-	params, ok := queryParams[p.Name]
-	if !ok || rawQuery == "" {
+	if p.Dialect == nil || rawQuery == "" {
 		return nil, nil
 	}
+	return p.Dialect.QueryFields(rawQuery, nil)
+}
+
+// phpQuery is the Dialect of the PHP CRMs (SuiteCRM, EspoCRM): list
+// parameters in a PHP query string, read by params.
+type phpQuery struct {
+	params map[string]paramReader
+}
+
+func (d phpQuery) QueryFields(rawQuery string, _ []byte) ([]QueryField, error) {
+	params := d.params
 	var out []QueryField
 	for raw := rawQuery; raw != ""; {
 		var pair string
@@ -339,4 +350,9 @@ func phpKey(name string) (string, []string) {
 		rest = rest[end+1:]
 	}
 	return base, keys
+}
+
+// Push is not yet implemented for the PHP CRMs: nothing is pushed.
+func (d phpQuery) Push(_ Match, rawQuery string, body []byte, _ cond.Cond) (string, []byte, bool, error) {
+	return rawQuery, body, false, nil
 }

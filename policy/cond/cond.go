@@ -1,4 +1,9 @@
-package policy
+// Package cond is the record rule as a condition a CRM query can carry: the
+// pushdown IR between the policy compiler, which produces it, and the CRM
+// profiles, which translate it into SuiteCRM filter[], EspoCRM where[], OData
+// $filter, SOQL WHERE or HubSpot filterGroups. It has no dependencies so the
+// profiles can use it without the policy engine.
+package cond
 
 import (
 	"encoding/json"
@@ -6,34 +11,34 @@ import (
 	"strings"
 )
 
-// CondOp is the operator of one node of a Cond.
-type CondOp uint8
+// Op is the operator of one node of a Cond.
+type Op uint8
 
 // Cond operators. The set is deliberately small: it is what every CRM query
 // language crmgate pushes into (SuiteCRM filter[], EspoCRM where[], OData
 // $filter, SOQL WHERE, HubSpot filterGroups) can say with the same meaning
 // as Rego, so a profile translating a Cond never has to guess.
 const (
-	// CondTrue matches every record; CondFalse none.
-	CondTrue CondOp = iota
-	CondFalse
-	// CondEq matches records whose Field equals Values[0]: present, not
+	// True matches every record; False none.
+	True Op = iota
+	False
+	// Eq matches records whose Field equals Values[0]: present, not
 	// null, same JSON type and value (Rego's ==). A missing or null field
 	// never matches, as in SQL.
-	CondEq
-	// CondIn matches records whose Field equals one of Values (two or more,
+	Eq
+	// In matches records whose Field equals one of Values (two or more,
 	// distinct, sorted).
-	CondIn
-	// CondAnd and CondOr combine Args (two or more).
-	CondAnd
-	CondOr
+	In
+	// And and Or combine Args (two or more).
+	And
+	Or
 )
 
 // Cond is a record rule as a condition on the record's fields, the form in
 // which crmgate pushes it into a CRM's own list query. Values are strings,
 // json.Number or bools, compared as Rego compares them.
 type Cond struct {
-	Op     CondOp
+	Op     Op
 	Field  string
 	Values []any
 	Args   []Cond
@@ -41,20 +46,20 @@ type Cond struct {
 
 // Pushdown levels: how a RecordFilter's Cond relates to the record rule.
 const (
-	// PushExact: a record matches Cond exactly when record_allow admits it,
+	// Exact: a record matches Cond exactly when record_allow admits it,
 	// so a CRM applying Cond returns full pages and true totals.
-	PushExact = "exact"
-	// PushPartial: every record record_allow admits matches Cond, but some
+	Exact = "exact"
+	// Partial: every record record_allow admits matches Cond, but some
 	// that match are refused; the CRM's pages come back short and totals
 	// are hidden, as without pushdown, but fewer records travel.
-	PushPartial = "partial"
-	// PushNone: nothing is pushed (Cond is CondTrue).
-	PushNone = "none"
+	Partial = "partial"
+	// None: nothing is pushed (Cond is True).
+	None = "none"
 )
 
 // Pushdown is what a RecordFilter can push into the CRM's list query.
 type Pushdown struct {
-	// Level is PushExact, PushPartial or PushNone.
+	// Level is Exact, Partial or None.
 	Level string
 	Cond  Cond
 	// Reason says why the level is not exact, for the decision log.
@@ -71,27 +76,27 @@ func (c Cond) String() string {
 
 func (c Cond) write(b *strings.Builder) {
 	switch c.Op {
-	case CondTrue:
+	case True:
 		b.WriteString("true")
-	case CondFalse:
+	case False:
 		b.WriteString("false")
-	case CondEq:
+	case Eq:
 		b.WriteString(c.Field)
 		b.WriteString(" == ")
-		writeCondValue(b, c.Values[0])
-	case CondIn:
+		writeValue(b, c.Values[0])
+	case In:
 		b.WriteString(c.Field)
 		b.WriteString(" in [")
 		for i, v := range c.Values {
 			if i > 0 {
 				b.WriteByte(',')
 			}
-			writeCondValue(b, v)
+			writeValue(b, v)
 		}
 		b.WriteByte(']')
-	case CondAnd, CondOr:
+	case And, Or:
 		sep := " and "
-		if c.Op == CondOr {
+		if c.Op == Or {
 			sep = " or "
 		}
 		b.WriteByte('(')
@@ -105,7 +110,7 @@ func (c Cond) write(b *strings.Builder) {
 	}
 }
 
-func writeCondValue(b *strings.Builder, v any) {
+func writeValue(b *strings.Builder, v any) {
 	switch v := v.(type) {
 	case string:
 		b.WriteString(strconv.Quote(v))
@@ -125,29 +130,29 @@ func writeCondValue(b *strings.Builder, v any) {
 // the profiles' translations.
 func (c Cond) Match(record map[string]any) bool {
 	switch c.Op {
-	case CondTrue:
+	case True:
 		return true
-	case CondFalse:
+	case False:
 		return false
-	case CondEq, CondIn:
+	case Eq, In:
 		v, ok := record[c.Field]
 		if !ok {
 			return false
 		}
 		for _, want := range c.Values {
-			if condValueEqual(v, want) {
+			if valueEqual(v, want) {
 				return true
 			}
 		}
 		return false
-	case CondAnd:
+	case And:
 		for _, a := range c.Args {
 			if !a.Match(record) {
 				return false
 			}
 		}
 		return true
-	case CondOr:
+	case Or:
 		for _, a := range c.Args {
 			if a.Match(record) {
 				return true
@@ -158,9 +163,9 @@ func (c Cond) Match(record map[string]any) bool {
 	return false
 }
 
-// condValueEqual compares as Rego does: same type, same value; numbers by
+// valueEqual compares as Rego does: same type, same value; numbers by
 // value (1 and 1.0 are equal), never a number with a string.
-func condValueEqual(got, want any) bool {
+func valueEqual(got, want any) bool {
 	switch w := want.(type) {
 	case string:
 		g, ok := got.(string)

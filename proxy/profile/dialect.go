@@ -1,0 +1,22 @@
+package profile
+
+import "github.com/crmgate/crmgate/policy/cond"
+
+// Dialect is the code a built-in profile needs beyond its route table: how
+// its CRM's list queries name fields and how a record rule is added to
+// them. SuiteCRM and EspoCRM share the PHP query-string reader of query.go;
+// a CRM with a query language of its own (OData, SOQL, HubSpot search)
+// brings its own parser.
+type Dialect interface {
+	// QueryFields lists the fields a list request filters, sorts, selects
+	// or text-searches on. body is the request body of a search sent as a
+	// POST, nil otherwise. A form it cannot read is ErrBadQuery.
+	QueryFields(rawQuery string, body []byte) ([]QueryField, error)
+	// Push rewrites a list request so that the CRM applies c as well as
+	// the client's own filter (AND, never instead of it). ok is false when
+	// c cannot be said exactly in the CRM's query language; nothing is
+	// pushed then and the proxy filters after. An error wrapping
+	// ErrBadQuery means the client's query cannot be combined with c
+	// safely (it would undo or escape it) and the request is refused.
+	Push(m Match, rawQuery string, body []byte, c cond.Cond) (query string, newBody []byte, ok bool, err error)
+}
