@@ -39,7 +39,7 @@ func ExampleReadBundle() {
 	d, err := engine.Decide(context.Background(), &policy.Input{
 		Subject:  &policy.Subject{ID: "alice", Roles: []string{"sales"}},
 		Request:  policy.Request{ID: "req-1", Method: "GET", Path: "/Api/V8/module/Accounts", Time: time.Unix(0, 0).UTC()},
-		Resource: policy.Resource{Module: "Accounts", Action: "list"},
+		Resource: policy.Resource{CRM: "suitecrm8", Module: "Accounts", Action: "list"},
 	})
 	if err != nil {
 		panic(err)

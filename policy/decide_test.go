@@ -297,9 +297,11 @@ func TestReferencePolicyThroughEngine(t *testing.T) {
 		allow  bool
 	}{
 		{map[string]any{"id": "1", "assigned_user_id": "u-sales1"}, true},
-		{map[string]any{"id": "2", "assignedUserId": "u-sales2"}, true},
+		{map[string]any{"id": "2", "assigned_user_id": "u-sales2"}, true},
 		{map[string]any{"id": "3", "assigned_user_id": "u-sales3"}, false},
-		{map[string]any{"id": "4", "assigned_user_id": "u-sales1", "assignedUserId": "u-sales3"}, false},
+		// Another CRM's owner field claims nothing in a SuiteCRM record.
+		{map[string]any{"id": "4", "assignedUserId": "u-sales2"}, false},
+		{map[string]any{"id": "5", "assigned_user_id": "u-sales1", "assignedUserId": "u-sales3"}, true},
 	} {
 		in := salesInput()
 		in.Record = tt.record

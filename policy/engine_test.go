@@ -36,7 +36,7 @@ func salesInput() *Input {
 			Attributes: map[string]any{"crm_user_id": "u-sales1"}, Auth: "session",
 		},
 		Request:  Request{ID: "req-1", Method: "GET", Path: "/Api/V8/module/Contacts", Time: time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)},
-		Resource: Resource{Module: "Contacts", Action: "list"},
+		Resource: Resource{CRM: "suitecrm8", Module: "Contacts", Action: "list"},
 	}
 }
 

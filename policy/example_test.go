@@ -27,7 +27,7 @@ func Example() {
 	d, err := engine.Decide(ctx, &policy.Input{
 		Subject:  alice,
 		Request:  policy.Request{Method: "GET", Path: "/api/v1/Contact/c-1", Time: time.Now()},
-		Resource: policy.Resource{Module: "Contact", ID: "c-1", Action: policy.ActionRead},
+		Resource: policy.Resource{CRM: "espocrm", Module: "Contact", ID: "c-1", Action: policy.ActionRead},
 	})
 	if err != nil {
 		fmt.Println("deny:", err)
@@ -39,7 +39,7 @@ func Example() {
 
 	rd, err := engine.Record(ctx, &policy.Input{
 		Subject:  alice,
-		Resource: policy.Resource{Module: "Contact", Action: policy.ActionRead},
+		Resource: policy.Resource{CRM: "espocrm", Module: "Contact", Action: policy.ActionRead},
 		Record:   map[string]any{"id": "c-1", "assignedUserId": "u-sales3"},
 	})
 	fmt.Println("record of another store:", rd.Allow, err)

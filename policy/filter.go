@@ -9,6 +9,8 @@ import (
 	"sync"
 
 	"github.com/open-policy-agent/opa/v1/ast"
+
+	"github.com/crmgate/crmgate/policy/cond"
 )
 
 // maxCachedFilters bounds one revision's filter cache; when it is full the
@@ -64,6 +66,8 @@ type compiledFilter struct {
 	fields        []string
 	// reason says why the filter falls back, for tests and debugging.
 	reason string
+	// push is record_allow as a condition for the CRM's list query.
+	push cond.Pushdown
 	// frames are reused between records: a frame is a dozen slices.
 	frames sync.Pool
 
@@ -273,7 +277,9 @@ type filterCache struct {
 	cacheable bool
 	hazards   []hazard
 	// unsafe, when set, is why no filter of this revision can be exact.
-	unsafe        string
+	unsafe string
+	// pushUnsafe, when set, is why no input can push record_allow exactly.
+	pushUnsafe    string
 	hiddenDefined bool
 
 	mu sync.Mutex
@@ -304,6 +310,10 @@ func newFilterCache(compiler *ast.Compiler, root ast.Ref) *filterCache {
 	}
 	if usesName(compiler, outerKey) {
 		fc.unsafe = "the policy uses the name " + outerKey
+	}
+	fc.pushUnsafe = fc.unsafe
+	if fc.pushUnsafe == "" {
+		fc.pushUnsafe = pushUnsafeReason(compiler, root)
 	}
 	return fc
 }
@@ -367,16 +377,21 @@ func (fc *filterCache) key(view *inputView, buf []byte) ([]byte, error) {
 // compile translates the record rules for one input. Only a cancelled
 // context is an error; anything else makes a filter that falls back.
 func (fc *filterCache) compile(ctx context.Context, c *compiled, in *Input, input ast.Value) (*compiledFilter, error) {
+	push, err := fc.recordPushdown(ctx, c, in, input)
+	if err != nil {
+		return nil, err
+	}
 	if fc.unsafe != "" {
-		return &compiledFilter{reason: fc.unsafe}, nil
+		return &compiledFilter{reason: fc.unsafe, push: push}, nil
 	}
 	cf, err := translateFilter(ctx, c, fc, in, input)
 	if err != nil {
 		if ctxErr := ctx.Err(); ctxErr != nil {
 			return nil, ctxErr
 		}
-		return &compiledFilter{reason: err.Error()}, nil
+		return &compiledFilter{reason: err.Error(), push: push}, nil
 	}
+	cf.push = push
 	return cf, nil
 }
 

@@ -47,6 +47,17 @@ var referenceModules = []string{
 	"Documents", "Document", "AOS_Contracts",
 }
 
+// referenceCRM is the profile whose spelling a module name is: EspoCRM's
+// entity types are singular, SuiteCRM's modules plural.
+func referenceCRM(module string) string {
+	switch module {
+	case "Account", "Contact", "Lead", "Opportunity", "Case", "Call", "Meeting", "Task", "Note",
+		"Product", "Quote", "Employee", "User", "Document":
+		return "espocrm"
+	}
+	return "suitecrm8"
+}
+
 var referenceActions = []string{ActionList, ActionRead, ActionUpdate, ActionDelete, ActionExport, ActionRelate, ActionCreate}
 
 // recordGen makes random records over the given field names: values the
@@ -118,7 +129,7 @@ func TestRecordFilterMatchesEngineOnReferencePolicy(t *testing.T) {
 					in := &Input{
 						Subject:  subject,
 						Request:  Request{ID: "req", Method: "GET", Path: "/x", Time: time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)},
-						Resource: Resource{Module: module, Action: action},
+						Resource: Resource{CRM: referenceCRM(module), Module: module, Action: action},
 					}
 					gen := newRecordGen(uint64(mi*100+ai), referenceFields)
 					stats.add(assertFilterMatches(t, e, in, gen, perFilter, true))
@@ -204,7 +215,7 @@ func TestRecordFilterIsExactForEveryReferencePersona(t *testing.T) {
 	}
 	for name, subject := range personas() {
 		for _, module := range referenceModules {
-			in := &Input{Subject: subject, Resource: Resource{Module: module, Action: ActionList}}
+			in := &Input{Subject: subject, Resource: Resource{CRM: referenceCRM(module), Module: module, Action: ActionList}}
 			f, err := e.RecordFilter(context.Background(), in)
 			if err != nil {
 				t.Fatal(err)
@@ -234,16 +245,18 @@ func TestRecordFilterFieldsOfReferencePolicy(t *testing.T) {
 		subject, module string
 		want            []string
 	}{
-		{"alice", "Accounts", []string{"assignedUserId", "assigned_user_id"}},
+		{"alice", "Accounts", []string{"assigned_user_id"}},
+		{"alice", "Account", []string{"assignedUserId"}},
 		{"alice", "Employees", []string{"id"}},
 		{"alice", "AOS_Products", []string{}},
-		{"customer", "Contacts", []string{"accountId", "account_id", "billing_account_id", "id"}},
+		{"customer", "Contacts", []string{"account_id", "id"}},
+		{"customer", "AOS_Quotes", []string{"billing_account_id"}},
 		{"sam", "Accounts", []string{}},
 		{"nobody", "Accounts", []string{}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.subject+"/"+tt.module, func(t *testing.T) {
-			f, err := e.RecordFilter(context.Background(), &Input{Subject: p[tt.subject], Resource: Resource{Module: tt.module, Action: ActionList}})
+			f, err := e.RecordFilter(context.Background(), &Input{Subject: p[tt.subject], Resource: Resource{CRM: referenceCRM(tt.module), Module: tt.module, Action: ActionList}})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -264,7 +277,7 @@ func TestRecordFilterCache(t *testing.T) {
 	ctx := context.Background()
 	compile := func(subject *Subject, module, path string) *compiledFilter {
 		t.Helper()
-		f, err := e.RecordFilter(ctx, &Input{Subject: subject, Request: Request{Path: path}, Resource: Resource{Module: module, Action: ActionList}})
+		f, err := e.RecordFilter(ctx, &Input{Subject: subject, Request: Request{Path: path}, Resource: Resource{CRM: referenceCRM(module), Module: module, Action: ActionList}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -309,7 +322,7 @@ func TestRecordFilterInputErrors(t *testing.T) {
 	if _, err := e.RecordFilter(context.Background(), &Input{}); err == nil {
 		t.Error("no subject: no error")
 	}
-	f, err := e.RecordFilter(context.Background(), &Input{Subject: personas()["alice"], Resource: Resource{Module: "Accounts", Action: "list"}})
+	f, err := e.RecordFilter(context.Background(), &Input{Subject: personas()["alice"], Resource: Resource{CRM: "suitecrm8", Module: "Accounts", Action: "list"}})
 	if err != nil {
 		t.Fatal(err)
 	}

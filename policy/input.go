@@ -159,6 +159,11 @@ func (v *inputView) appendText(buf []byte, p ast.Ref) (_ []byte, found bool, err
 				return appendString(buf, r.Module), true, nil
 			case "action":
 				return appendString(buf, r.Action), true, nil
+			case "crm":
+				if r.CRM == "" {
+					return buf, false, nil
+				}
+				return appendString(buf, r.CRM), true, nil
 			case "id":
 				if r.ID == "" {
 					return buf, false, nil
@@ -290,9 +295,12 @@ func requestValue(r *Request) (ast.Value, error) {
 }
 
 func resourceValue(r *Resource) (ast.Value, error) {
-	pairs := make([][2]*ast.Term, 2, 5)
+	pairs := make([][2]*ast.Term, 2, 6)
 	pairs[0] = [2]*ast.Term{key("module"), ast.StringTerm(r.Module)}
 	pairs[1] = [2]*ast.Term{key("action"), ast.StringTerm(r.Action)}
+	if r.CRM != "" {
+		pairs = append(pairs, [2]*ast.Term{key("crm"), ast.StringTerm(r.CRM)})
+	}
 	if r.ID != "" {
 		pairs = append(pairs, [2]*ast.Term{key("id"), ast.StringTerm(r.ID)})
 	}
@@ -321,7 +329,7 @@ var inputKeys = func() map[string]*ast.Term {
 		"subject", "request", "resource", "record",
 		"id", "roles", "groups", "teams", "attributes", "mfa", "amr", "auth", "email", "name", "acr", "auth_time",
 		"method", "path", "query", "remote_ip", "time",
-		"module", "action", "fields", "body",
+		"crm", "module", "action", "fields", "body",
 	} {
 		m[k] = ast.StringTerm(k)
 	}

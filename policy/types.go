@@ -60,6 +60,11 @@ type Request struct {
 
 // Resource is the classified CRM target (input.resource).
 type Resource struct {
+	// CRM is the name of the CRM profile that classified the request
+	// (suitecrm8, espocrm, ...): field names differ between CRMs, so a
+	// policy reading a record's owner or account must know whose
+	// spelling the record uses.
+	CRM    string `json:"crm,omitempty"`
 	Module string `json:"module"`
 	ID     string `json:"id,omitempty"`
 	Action string `json:"action"`

@@ -282,7 +282,7 @@ func (h *Handler) checkVisible(x *exchange, module, id, action string) error {
 		return ferr
 	}
 	in := x.input
-	in.Resource = policy.Resource{Module: module, ID: id, Action: policy.ActionRead}
+	in.Resource = policy.Resource{CRM: h.o.Profile.Name, Module: module, ID: id, Action: policy.ActionRead}
 	in.Record = rec
 	seen, err := h.o.Policy.Record(x.r.Context(), &in)
 	if err != nil {

@@ -308,7 +308,7 @@ func (h *Handler) classify(x *exchange) error {
 		return errBadRequest("The request path is not acceptable.", "bad path", err)
 	}
 	x.match = m
-	x.input.Resource = policy.Resource{Module: m.Module, ID: m.ID, Action: m.Action}
+	x.input.Resource = policy.Resource{CRM: h.o.Profile.Name, Module: m.Module, ID: m.ID, Action: m.Action}
 	return nil
 }
 

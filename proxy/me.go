@@ -155,7 +155,7 @@ func (h *Handler) meBody(x *exchange) ([]byte, error) {
 			in := policy.Input{
 				Subject:  subj,
 				Request:  policy.Request{ID: x.id, Method: http.MethodGet, Path: mePath, RemoteIP: remoteIP(x.r), Time: x.start.UTC()},
-				Resource: policy.Resource{Module: module, Action: action},
+				Resource: policy.Resource{CRM: h.o.Profile.Name, Module: module, Action: action},
 			}
 			d, err := h.o.Policy.Decide(x.r.Context(), &in)
 			if err != nil {

@@ -11,43 +11,34 @@ record_allow if {
 	record_ok(role)
 }
 
-# The CRM field values of a logical field in this record, in whichever CRM's
-# spelling the record uses. Empty values do not count.
-record_values(logical) := {v |
-	some f in data.crmgate_data.fields[logical]
-	v := input.record[f]
-	v != null
-	v != ""
-}
+# Where this CRM keeps a record's owner and company: one field each, the
+# one the CRM itself uses (data.crmgate_data.record_fields, per profile in
+# input.resource.crm). A field spelled like another CRM's owner field is an
+# ordinary field here and claims nothing. Undefined for a CRM or class the
+# table does not name: such records are nobody's (admins aside).
+record_fields := data.crmgate_data.record_fields[input.resource.crm]
 
-# The record's owner, only when it names exactly one.
-record_owner := owner if {
-	owners := record_values("owner")
-	count(owners) == 1
-	some owner in owners
-}
+owner_field := record_fields.owner
 
-# A record belongs to the caller's company when every account reference it
-# carries is the caller's account (a record pointing at two companies is
-# nobody's).
-record_of_my_account if {
-	accounts := record_values("account")
-	count(accounts) > 0
-	every a in accounts {
-		a == my_account
-	}
-}
+account_field := record_fields.account[class]
+
+# The record's owner and company as the CRM records them. Rules compare them
+# with values known before any record is read (the caller's id, their team's
+# members), so crmgate can hand the comparison to the CRM's own list query.
+record_owner := input.record[owner_field]
+
+record_of_my_account if input.record[account_field] == my_account
 
 # CRM classes whose records belong to a salesperson.
-sales_classes := {"account", "contact", "lead", "opportunity", "case", "call", "meeting", "task", "note"}
+sales_classes := {"account", "contact", "lead", "opportunity", "call", "meeting", "task", "note"}
 
 users := data.crmgate_data.users
 
 # The caller's direct reports (one level).
 my_reports := {u | some u, info in users; info.manager == me}
 
-# Whether the record's owner works in one of the caller's teams.
-owner_in_my_teams if users[record_owner].team in input.subject.teams
+# The CRM users in the caller's teams.
+my_team_members := {u | some u, info in users; info.team in input.subject.teams}
 
 # Personnel record ids of a CRM user: SuiteCRM and EspoCRM give an employee
 # the id of its user; an HR system may use the employee id instead.
@@ -67,12 +58,7 @@ personnel_visible_to("line_manager") := ids if {
 # Customers: their own account, its contacts, opportunities, quotes and
 # cases; products are the public catalogue.
 record_ok("customer") if {
-	class == "account"
-	input.record.id == my_account
-}
-
-record_ok("customer") if {
-	class in {"contact", "opportunity", "quote", "case"}
+	class in {"account", "contact", "opportunity", "quote", "case"}
 	record_of_my_account
 }
 
@@ -95,7 +81,7 @@ record_ok(role) if {
 	role in {"sales", "line_manager"}
 	class in sales_classes
 	action != "delete"
-	owner_in_my_teams
+	record_owner in my_team_members
 }
 
 record_ok("line_manager") if {
@@ -104,12 +90,15 @@ record_ok("line_manager") if {
 }
 
 record_ok(role) if {
-	role in {"sales", "line_manager", "inventory_manager"}
+	role in {"sales", "line_manager", "inventory_manager", "support"}
 	class == "product"
 }
 
+# Support works the whole Helpdesk queue and looks up any customer.
+record_ok("support") if class in {"case", "account", "contact"}
+
 record_ok(role) if {
-	role in {"sales", "line_manager", "inventory_manager"}
+	role in {"sales", "line_manager", "inventory_manager", "support"}
 	class == "employee"
 	input.record.id in personnel_visible_to(role)
 }

@@ -4,9 +4,16 @@ package crmgate_test
 
 import data.crmgate
 
+# EspoCRM's entity types are singular; SuiteCRM's modules plural.
+espo_modules := {"Account", "Contact", "Lead", "Opportunity", "Case", "Call", "Meeting", "Task", "Note", "Product", "Quote", "Employee", "User", "Document"}
+
+crm_of(module) := "espocrm" if module in espo_modules
+
+else := "suitecrm8"
+
 record_input(subject, module, act, record) := {
 	"subject": subject,
-	"resource": {"module": module, "action": act},
+	"resource": {"crm": crm_of(module), "module": module, "action": act},
 	"record": record,
 }
 
@@ -23,13 +30,13 @@ suite_owned(owner) := {"id": "r-1", "name": "x", "assigned_user_id": owner}
 espo_owned(owner) := {"id": "r-1", "name": "x", "assignedUserId": owner}
 
 test_sales_sees_own_and_team_records_in_both_crms if {
-	every module in ["Accounts", "Contacts", "Leads", "Opportunities", "Cases", "Calls", "Meetings", "Tasks", "Notes"] {
+	every module in ["Accounts", "Contacts", "Leads", "Opportunities", "Calls", "Meetings", "Tasks", "Notes"] {
 		sees(alice, module, "list", suite_owned("u-sales1"))
 		sees(alice, module, "read", suite_owned("u-sales2"))
 		not sees(alice, module, "read", suite_owned("u-sales3"))
 		not sees(alice, module, "read", suite_owned("u-mgr7"))
 	}
-	every module in ["Account", "Contact", "Lead", "Opportunity", "Case", "Call", "Meeting", "Task", "Note"] {
+	every module in ["Account", "Contact", "Lead", "Opportunity", "Call", "Meeting", "Task", "Note"] {
 		sees(alice, module, "list", espo_owned("u-sales1"))
 		sees(alice, module, "update", espo_owned("u-sales2"))
 		not sees(alice, module, "read", espo_owned("u-sales3"))
@@ -48,12 +55,16 @@ test_records_without_a_clear_owner_are_hidden_from_sales if {
 	not sees(alice, "Accounts", "read", suite_owned(null))
 	not sees(alice, "Accounts", "read", suite_owned("u-unknown"))
 
-	# Two owner fields that disagree: neither counts.
-	not sees(alice, "Accounts", "read", {"id": "r-1", "assigned_user_id": "u-sales1", "assignedUserId": "u-sales3"})
+	# Only the CRM's own owner field counts: another CRM's spelling of it
+	# is an ordinary field and claims nothing.
+	sees(alice, "Accounts", "read", {"id": "r-1", "assigned_user_id": "u-sales1", "assignedUserId": "u-sales3"})
 	not sees(carol, "Accounts", "read", {"id": "r-1", "assigned_user_id": "u-sales1", "assignedUserId": "u-sales3"})
+	not sees(alice, "Accounts", "read", {"id": "r-1", "assignedUserId": "u-sales1"})
+	not sees(alice, "Account", "read", {"id": "r-1", "assigned_user_id": "u-sales1"})
 
-	# Agreeing spellings are one owner.
-	sees(alice, "Accounts", "read", {"id": "r-1", "assigned_user_id": "u-sales1", "assignedUserId": "u-sales1"})
+	# A record of a CRM the policy has no field table for is nobody's.
+	not crmgate.record_allow with input as {"subject": alice, "resource": {"crm": "generic", "module": "Accounts", "action": "read"}, "record": suite_owned("u-sales1")}
+	not crmgate.record_allow with input as {"subject": alice, "resource": {"module": "Accounts", "action": "read"}, "record": suite_owned("u-sales1")}
 }
 
 test_sales_deletes_only_own_leads_and_tasks if {
@@ -109,9 +120,23 @@ test_customer_sees_own_company_only if {
 	not sees(customer, "Employees", "read", {"id": "e-sales1", "account_id": "acc-1"})
 }
 
-test_customer_record_pointing_at_two_companies_is_hidden if {
+test_customer_record_belongs_to_the_company_the_crm_names if {
+	# A SuiteCRM quote's company is its billing account, whatever else it holds.
 	not sees(customer, "AOS_Quotes", "read", {"id": "q-1", "account_id": "acc-1", "billing_account_id": "acc-2"})
-	not sees(customer2, "AOS_Quotes", "read", {"id": "q-1", "account_id": "acc-1", "billing_account_id": "acc-2"})
+	sees(customer2, "AOS_Quotes", "read", {"id": "q-1", "account_id": "acc-1", "billing_account_id": "acc-2"})
+	not sees(customer, "Cases", "read", {"id": "k-1", "accountId": "acc-1"})
+}
+
+test_support_works_every_case_and_looks_up_customers if {
+	every module in ["Cases", "Accounts", "Contacts"] {
+		sees(sky, module, "list", suite_owned("u-sales3"))
+		sees(sky, module, "read", {"id": "r-1"})
+	}
+	sees(sky, "Case", "update", espo_owned("u-sales1"))
+	sees(sky, "Employees", "read", {"id": "e-support"})
+	not sees(sky, "Employees", "read", {"id": "e-sales1"})
+	not sees(sky, "Opportunities", "list", suite_owned("u-support"))
+	not sees(sky, "Leads", "list", suite_owned("u-support"))
 }
 
 test_products_are_a_catalogue_for_all_staff_and_customers if {

@@ -180,6 +180,10 @@ func valueEqual(got, want any) bool {
 			g = x
 		case float64:
 			g = json.Number(strconv.FormatFloat(x, 'g', -1, 64))
+		case int:
+			g = json.Number(strconv.Itoa(x))
+		case int64:
+			g = json.Number(strconv.FormatInt(x, 10))
 		default:
 			return false
 		}

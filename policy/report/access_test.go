@@ -23,7 +23,7 @@ import (
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
 // referenceRoles are the roles the demo configuration names (metrics.roles).
-var referenceRoles = []string{"customer", "sales", "line_manager", "inventory_manager", "admin"}
+var referenceRoles = []string{"customer", "sales", "line_manager", "inventory_manager", "support", "admin"}
 
 func loadEngine(t testing.TB, fsys fs.FS) *policy.Engine {
 	t.Helper()

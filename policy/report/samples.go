@@ -46,6 +46,7 @@ type Samples map[string]Sample
 //	sales              crm_user_id u-sales1, team store-12
 //	line_manager       crm_user_id u-mgr, team store-12
 //	inventory_manager  crm_user_id u-inv, team warehouse
+//	support            crm_user_id u-support, team helpdesk
 //	admin              crm_user_id u-admin, team hq
 //
 // Any other role gets a subject with no attributes.
@@ -55,6 +56,7 @@ func DefaultSamples() Samples {
 		"sales":             {ID: "sample-sales", Teams: []string{"store-12"}, Attributes: map[string]any{"crm_user_id": "u-sales1"}},
 		"line_manager":      {ID: "sample-line_manager", Teams: []string{"store-12"}, Attributes: map[string]any{"crm_user_id": "u-mgr"}},
 		"inventory_manager": {ID: "sample-inventory_manager", Teams: []string{"warehouse"}, Attributes: map[string]any{"crm_user_id": "u-inv"}},
+		"support":           {ID: "sample-support", Teams: []string{"helpdesk"}, Attributes: map[string]any{"crm_user_id": "u-support"}},
 		"admin":             {ID: "sample-admin", Teams: []string{"hq"}, Attributes: map[string]any{"crm_user_id": "u-admin"}},
 	}
 }

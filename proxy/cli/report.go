@@ -37,7 +37,7 @@ func cmdReport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 
 const samplesHelp = `sample subjects per role (YAML or JSON: role: {id, teams, groups, attributes});
 default: samples for the reference policy (customer account_id acc-1; sales crm_user_id u-sales1,
-team store-12; line_manager u-mgr, store-12; inventory_manager u-inv; admin u-admin)`
+team store-12; line_manager u-mgr, store-12; inventory_manager u-inv; support u-support, helpdesk; admin u-admin)`
 
 func cmdReportAccess(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("report access", "report access --config FILE [--format markdown|csv|html] [--diff OLD_POLICY_DIR] [--subjects FILE] [--role ROLE]...", stderr)

@@ -69,7 +69,7 @@ type Env struct {
 // Audience is the audience demo tokens carry.
 const Audience = "crmgate-demo"
 
-// Personas returns the department store's five kinds of user, plus the admin
+// Personas returns the department store's six kinds of user, plus the admin
 // without MFA to show step-up.
 func Personas() []Persona {
 	return []Persona{
@@ -85,6 +85,9 @@ func Personas() []Persona {
 		{Name: "ivan", Who: "inventory manager", Claims: map[string]any{
 			"sub": "ivan", "name": "Ivan Stock", "email": "ivan@shop.example", "roles": []string{"inventory_manager"},
 			"crm_user_id": "u-inv", "amr": []string{"pwd"}}, SignIn: "inventory manager"},
+		{Name: "sky", Who: "support, works the Helpdesk", Claims: map[string]any{
+			"sub": "sky", "name": "Sky Support", "email": "sky@shop.example", "roles": []string{"support"},
+			"teams": []string{"helpdesk"}, "crm_user_id": "u-support", "amr": []string{"pwd"}}, SignIn: "support, works the Helpdesk"},
 		{Name: "sam", Who: "senior admin, signed in with MFA", Claims: map[string]any{
 			"sub": "sam", "name": "Sam Admin", "email": "sam@shop.example", "roles": []string{"admin"},
 			"crm_user_id": "u-admin", "amr": []string{"pwd", "otp"}}, SignIn: "senior admin (personnel records need MFA)"},
@@ -113,7 +116,7 @@ func Config(listen, adminListen, crmURL, issuerURL, adminToken, clientSecret str
 	c.Identity.MFA.StepUpACR = issuer.ACRMFA
 	c.Identity.MFA.ACR = []string{issuer.ACRMFA}
 	c.Policy.Paths = []string{"embedded:rego"}
-	c.Metrics.Roles = []string{"customer", "sales", "line_manager", "inventory_manager", "admin"}
+	c.Metrics.Roles = []string{"customer", "sales", "line_manager", "inventory_manager", "support", "admin"}
 	c.Admin.Token = adminToken
 	config.ApplyDefaults(c)
 	return c

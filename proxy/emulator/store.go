@@ -8,7 +8,8 @@ package emulator
 // Users (CRM user ids): u-admin Sam Admin; u-mgr Morgan Lee (store-12,
 // reports to u-admin); u-sales1 Alice Sales, u-sales2 Bob Sales (store-12,
 // report to u-mgr); u-sales3 Carol Sales (store-7, reports to u-mgr7);
-// u-mgr7 Dana Park (store-7); u-inv Ivan Stock (warehouse).
+// u-mgr7 Dana Park (store-7); u-inv Ivan Stock (warehouse); u-support Sky
+// Support (helpdesk).
 func DepartmentStore() *Dataset {
 	ds := newDataset()
 	const ts = "2026-03-02 10:00:00"
@@ -34,6 +35,7 @@ func DepartmentStore() *Dataset {
 		{"u-sales3", "Carol", "Sales", "Sales Associate", "store-7", "u-mgr7", "+44 20 7946 0173", 27100},
 		{"u-mgr7", "Dana", "Park", "Floor Manager", "store-7", "u-admin", "+44 20 7946 0107", 51000},
 		{"u-inv", "Ivan", "Stock", "Inventory Controller", "warehouse", "u-admin", "+44 20 7946 0190", 34000},
+		{"u-support", "Sky", "Support", "Helpdesk Advisor", "helpdesk", "u-admin", "+44 20 7946 0150", 29000},
 	}
 	for _, u := range users {
 		email := u.id[2:] + "@store.example"
