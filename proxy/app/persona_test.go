@@ -24,17 +24,18 @@ var moduleNames = []struct {
 }
 
 // ownEmployee is each staff persona's own personnel record.
-var ownEmployee = map[string]string{"alice": "e-sales1", "morgan": "e-mgr", "ivan": "e-inv", "sam": "e-admin", "pat": "e-sales1", "sam-nomfa": "e-admin"}
+var ownEmployee = map[string]string{"alice": "e-sales1", "morgan": "e-mgr", "ivan": "e-inv", "sky": "e-support", "sam": "e-admin", "pat": "e-sales1", "sam-nomfa": "e-admin"}
 
 // moduleGrants is the reference policy's module-level table, written out by
 // hand from rego/crmgate.rego: L list, R read, C create, U update, D delete.
 var moduleGrants = map[string]map[string]string{
 	"pat": {"account": "LR", "contact": "LR", "opportunity": "LR", "case": "LRCU", "product": "LR"},
-	"alice": {"account": "LRCU", "contact": "LRCU", "lead": "LRCUD", "opportunity": "LRCU", "case": "LRCU",
+	"alice": {"account": "LRCU", "contact": "LRCU", "lead": "LRCUD", "opportunity": "LRCU",
 		"call": "LRCU", "product": "LR", "employee": "LR"},
-	"morgan": {"account": "LRCU", "contact": "LRCU", "lead": "LRCUD", "opportunity": "LRCU", "case": "LRCU",
+	"morgan": {"account": "LRCU", "contact": "LRCU", "lead": "LRCUD", "opportunity": "LRCU",
 		"call": "LRCU", "product": "LR", "employee": "LR"},
 	"ivan": {"product": "LRCUD", "employee": "LR"},
+	"sky":  {"case": "LRCU", "account": "LR", "contact": "LR", "product": "LR", "employee": "LR"},
 	"sam":  {"account": "LRCUD", "contact": "LRCUD", "lead": "LRCUD", "opportunity": "LRCUD", "case": "LRCUD", "call": "LRCUD", "product": "LRCUD", "employee": "LRCUD", "user": "LRCUD"},
 }
 
@@ -98,7 +99,7 @@ func personaRequest(crm, module, id, action string) (method, path, body string) 
 func TestPersonaModuleAccess(t *testing.T) {
 	for _, crm := range []string{"suitecrm8", "espocrm"} {
 		t.Run(crm, func(t *testing.T) {
-			for _, persona := range []string{"pat", "alice", "morgan", "ivan", "sam", "sam-nomfa"} {
+			for _, persona := range []string{"pat", "alice", "morgan", "ivan", "sky", "sam", "sam-nomfa"} {
 				// A fresh CRM per persona: one persona's deletes must not
 				// turn the next one's writes into 404s.
 				e := newEnv(t, crm)

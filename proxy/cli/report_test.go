@@ -47,7 +47,7 @@ func referenceSetup(t *testing.T, extraConfig string, edits map[string][2]string
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := validConfig + "metrics:\n  roles: [customer, sales, line_manager, inventory_manager, admin]\n" + extraConfig
+	cfg := validConfig + "metrics:\n  roles: [customer, sales, line_manager, inventory_manager, support, admin]\n" + extraConfig
 	path := filepath.Join(dir, "crmgate.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
