@@ -18,7 +18,7 @@ func Builtin(name string) (*Profile, error) {
 	if err != nil {
 		return nil, err
 	}
-	p.Dialect = phpQuery{params: queryParams[name]}
+	p.Dialect = phpQuery{crm: name, params: queryParams[name]}
 	return p, nil
 }
 

@@ -69,6 +69,7 @@ func (p *Profile) QueryFields(rawQuery string) ([]QueryField, error) {
 // phpQuery is the Dialect of the PHP CRMs (SuiteCRM, EspoCRM): list
 // parameters in a PHP query string, read by params.
 type phpQuery struct {
+	crm    string
 	params map[string]paramReader
 }
 
@@ -352,7 +353,18 @@ func phpKey(name string) (string, []string) {
 	return base, keys
 }
 
-// Push is not yet implemented for the PHP CRMs: nothing is pushed.
-func (d phpQuery) Push(_ Match, rawQuery string, body []byte, _ cond.Cond) (string, []byte, bool, error) {
-	return rawQuery, body, false, nil
+// Push adds c to a list query in the CRM's filter syntax (push.go).
+func (d phpQuery) Push(m Match, rawQuery string, body []byte, c cond.Cond) (string, []byte, bool, error) {
+	var q string
+	var ok bool
+	var err error
+	switch d.crm {
+	case "suitecrm8":
+		q, ok, err = pushSuite(m.Module, rawQuery, c)
+	case "espocrm":
+		q, ok, err = pushEspo(rawQuery, c)
+	default:
+		return rawQuery, body, false, nil
+	}
+	return q, body, ok, err
 }

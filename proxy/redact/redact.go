@@ -42,7 +42,8 @@
 //
 // When a record rule is present in ModeList, counts at Shape.TotalPaths would
 // reveal how many records were dropped, so they are rewritten (without a
-// record rule nothing is dropped and they are left untouched):
+// record rule nothing is dropped and they are left untouched, and with
+// KeepTotals the CRM counted only the subject's records):
 //
 //   - a member named "total" (EspoCRM) becomes -1 when more records may
 //     follow this page and -2 when none do: EspoCRM's own values for a list
@@ -129,6 +130,12 @@ type Plan struct {
 	VisibleDefined bool
 	// Record is the record rule; nil means records are not filtered.
 	Record RecordRule
+	// KeepTotals leaves the counts at Shape.TotalPaths as the CRM wrote
+	// them although Record is set: the CRM applied the record rule itself
+	// (an exact pushdown), so its counts are the subject's. Records are
+	// still checked; one the rule refuses is dropped, and the count is
+	// then high by the records dropped, which Stats.Filtered reports.
+	KeepTotals bool
 	// HashKey is the HMAC-SHA256 key for MaskHash, so that a hash of a phone
 	// number cannot be reversed by hashing every phone number. At least 16
 	// bytes; required when any field is hash-masked.
@@ -286,7 +293,7 @@ func (p *Plan) tables(fields []string) (*tables, error) {
 		c.filter.add(n)
 	}
 	var err error
-	if c.listTrie, err = buildTrie(p.Shape.ListPath, nodeList, p.Record != nil, p.Shape.TotalPaths); err != nil {
+	if c.listTrie, err = buildTrie(p.Shape.ListPath, nodeList, p.Record != nil && !p.KeepTotals, p.Shape.TotalPaths); err != nil {
 		return nil, fmt.Errorf("compile plan: %w", err)
 	}
 	if c.recTrie, err = buildTrie(p.Shape.RecordPath, nodeRecord, false, nil); err != nil {
@@ -333,7 +340,7 @@ func (p *Plan) appendKey(b []byte, fields []string) []byte {
 	}
 	b = append(b, boolByte(p.VisibleDefined))
 	list(p.Visible)
-	b = append(b, boolByte(p.Record != nil), boolByte(fields == nil))
+	b = append(b, boolByte(p.Record != nil), boolByte(fields == nil), boolByte(p.KeepTotals))
 	list(fields)
 	str(string(p.HashKey))
 	b = binary.AppendVarint(b, int64(p.MaxRecordIDs))

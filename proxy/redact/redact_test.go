@@ -116,6 +116,22 @@ func TestTransformShapes(t *testing.T) {
 			stats: Stats{Returned: 2, Filtered: 1, Redacted: 1, IDs: []string{"a1", "a3"}},
 		},
 		{
+			name:  "pushed-down list keeps the CRM's counts and still drops a refused record",
+			plan:  suite(func(p *Plan) { withRule(p); p.KeepTotals = true }),
+			mode:  ModeList,
+			in:    `{"meta":{"total-pages":9,"records-on-this-page":2},"data":[{"id":"a1","attributes":{"owner":"u1"}},{"id":"a2","attributes":{"owner":"u2","name":"LEAK"}}],"links":{"last":"/l?page[number]=9"}}`,
+			want:  `{"meta":{"total-pages":9,"records-on-this-page":2},"data":[{"id":"a1","attributes":{"owner":"u1"}}],"links":{"last":"/l?page[number]=9"}}`,
+			stats: Stats{Returned: 1, Filtered: 1, IDs: []string{"a1"}},
+		},
+		{
+			name:  "espo pushed-down list keeps total",
+			plan:  espo(func(p *Plan) { withRule(p); p.KeepTotals = true }),
+			mode:  ModeList,
+			in:    `{"total":41,"list":[{"id":"a1","owner":"u1"}]}`,
+			want:  `{"total":41,"list":[{"id":"a1","owner":"u1"}]}`,
+			stats: Stats{Returned: 1, IDs: []string{"a1"}},
+		},
+		{
 			name:  "suite meta before the list in a sibling object loses its counts",
 			plan:  suite(withRule),
 			mode:  ModeList,
