@@ -5,9 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/url"
-	"regexp"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -139,7 +136,7 @@ func (e *espo) writeList(w http.ResponseWriter, r *http.Request, sc *moduleSchem
 			return
 		}
 	}
-	where, reason := parseWhere(q)
+	where, reason := parseWhere(r.URL.RawQuery)
 	if reason == "" {
 		recs, reason = applyWhere(sc, recs, where)
 	}
@@ -181,50 +178,73 @@ func (e *espo) writeList(w http.ResponseWriter, r *http.Request, sc *moduleSchem
 	e.write(w, r, map[string]any{"total": total, "list": list})
 }
 
+// whereItem is one EspoCRM where item; or, and and not hold items.
 type whereItem struct {
 	typ, attribute string
 	values         []string
+	items          []whereItem
 }
 
-var whereKey = regexp.MustCompile(`^(?:where|whereGroup)\[(\d+)\]\[(type|attribute|value)\](\[\d*\])?$`)
+// parseWhere reads where[i][type|attribute|value] as PHP parses the query
+// (parsePHPQuery); value is a value, a list (value[]=a&value[]=b) or, for
+// or, and and not, nested items. The alias whereGroup is read when where is
+// absent, as in EspoCRM.
+func parseWhere(rawQuery string) ([]whereItem, string) {
+	form := parsePHPQuery(rawQuery)
+	w := form.get("where")
+	if w == nil {
+		w = form.get("whereGroup")
+	}
+	if w == nil {
+		return nil, ""
+	}
+	if !w.isArr {
+		return nil, "Bad where."
+	}
+	return whereItems(w, 0)
+}
 
-// parseWhere reads where[i][type|attribute|value] (value may be a list,
-// value[]=a&value[]=b). The alias whereGroup is accepted as in EspoCRM.
-func parseWhere(q url.Values) ([]whereItem, string) {
-	items := map[int]*whereItem{}
-	for k, vs := range q {
-		m := whereKey.FindStringSubmatch(k)
-		if m == nil {
-			if strings.HasPrefix(k, "where") {
-				return nil, "Bad where."
+func whereItems(v *phpVal, depth int) ([]whereItem, string) {
+	if depth > 16 {
+		return nil, "Bad where: too deep."
+	}
+	var out []whereItem
+	for _, it := range v.items() {
+		if !it.isArr {
+			return nil, "Bad where item."
+		}
+		item := whereItem{typ: it.get("type").scalar(), attribute: it.get("attribute").scalar()}
+		val := it.get("value")
+		switch item.typ {
+		case "or", "and", "not":
+			if val == nil || !val.isArr {
+				return nil, "Bad where: " + item.typ + " needs items."
 			}
-			continue
+			var reason string
+			if item.items, reason = whereItems(val, depth+1); reason != "" {
+				return nil, reason
+			}
+		default:
+			switch {
+			case val == nil:
+			case val.isArr:
+				for _, x := range val.items() {
+					item.values = append(item.values, x.scalar())
+				}
+			default:
+				item.values = []string{val.str}
+			}
 		}
-		i, _ := strconv.Atoi(m[1])
-		it := items[i]
-		if it == nil {
-			it = &whereItem{}
-			items[i] = it
-		}
-		switch m[2] {
-		case "type":
-			it.typ = vs[0]
-		case "attribute":
-			it.attribute = vs[0]
-		case "value":
-			it.values = append(it.values, vs...)
-		}
-	}
-	idx := make([]int, 0, len(items))
-	for i := range items {
-		idx = append(idx, i)
-	}
-	sort.Ints(idx)
-	out := make([]whereItem, 0, len(idx))
-	for _, i := range idx {
-		out = append(out, *items[i])
+		out = append(out, item)
 	}
 	return out, ""
+}
+
+func (v *phpVal) scalar() string {
+	if v == nil || v.isArr {
+		return ""
+	}
+	return v.str
 }
 
 // applyWhere keeps the records matching every item (EspoCRM ANDs the
@@ -233,37 +253,66 @@ func applyWhere(sc *moduleSchema, recs []map[string]any, where []whereItem) ([]m
 	if len(where) == 0 {
 		return recs, ""
 	}
-	fields := make([]string, len(where))
-	for i, it := range where {
-		f := sc.suiteField(it.attribute)
-		if it.attribute == "id" {
-			f = "id"
-		}
-		if f == "" {
-			return nil, "Bad where: unknown attribute " + it.attribute + "."
-		}
-		switch it.typ {
-		case "equals", "notEquals", "in", "notIn", "isNull", "isNotNull", "greaterThan", "lessThan",
-			"greaterThanOrEquals", "lessThanOrEquals", "contains", "startsWith":
-		default:
-			return nil, "Bad where: unknown type " + it.typ + "."
-		}
-		fields[i] = f
+	if reason := checkWhere(sc, where); reason != "" {
+		return nil, reason
 	}
 	out := recs[:0:0]
 	for _, rec := range recs {
-		keep := true
-		for i, it := range where {
-			if !whereMatch(it, rec[fields[i]]) {
-				keep = false
-				break
-			}
-		}
-		if keep {
+		if matchAll(sc, where, rec) {
 			out = append(out, rec)
 		}
 	}
 	return out, ""
+}
+
+func checkWhere(sc *moduleSchema, where []whereItem) string {
+	for _, it := range where {
+		switch it.typ {
+		case "or", "and", "not":
+			if reason := checkWhere(sc, it.items); reason != "" {
+				return reason
+			}
+			continue
+		case "equals", "notEquals", "in", "notIn", "isNull", "isNotNull", "greaterThan", "lessThan",
+			"greaterThanOrEquals", "lessThanOrEquals", "contains", "startsWith":
+		default:
+			return "Bad where: unknown type " + it.typ + "."
+		}
+		if it.attribute != "id" && sc.suiteField(it.attribute) == "" {
+			return "Bad where: unknown attribute " + it.attribute + "."
+		}
+	}
+	return ""
+}
+
+func matchAll(sc *moduleSchema, items []whereItem, rec map[string]any) bool {
+	for _, it := range items {
+		if !matchItem(sc, it, rec) {
+			return false
+		}
+	}
+	return true
+}
+
+func matchItem(sc *moduleSchema, it whereItem, rec map[string]any) bool {
+	switch it.typ {
+	case "and":
+		return matchAll(sc, it.items, rec)
+	case "not":
+		return !matchAll(sc, it.items, rec)
+	case "or":
+		for _, x := range it.items {
+			if matchItem(sc, x, rec) {
+				return true
+			}
+		}
+		return false
+	}
+	f := "id"
+	if it.attribute != "id" {
+		f = sc.suiteField(it.attribute)
+	}
+	return whereMatch(it, rec[f])
 }
 
 func whereMatch(it whereItem, v any) bool {

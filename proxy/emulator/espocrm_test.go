@@ -47,6 +47,21 @@ func TestEspoCRMEndpoints(t *testing.T) {
 			}
 		}},
 		{"default max size", "GET", "/api/v1/Account", "", 200, nil},
+		{"where or group", "GET", "/api/v1/Account?where[0][type]=or&where[0][value][0][type]=equals&where[0][value][0][attribute]=assignedUserId&where[0][value][0][value]=u-sales3&where[0][value][1][type]=equals&where[0][value][1][attribute]=id&where[0][value][1][value]=acc-1", "", 200, func(t *testing.T, ex exchange) {
+			if total, got := espoList(t, ex); total != 3 || strings.Join(got, ",") != "acc-1,acc-2,acc-6" {
+				t.Fatalf("total %v ids %v", total, got)
+			}
+		}},
+		{"where: PHP keeps the last duplicate", "GET", "/api/v1/Account?where[0][type]=equals&where[0][attribute]=assignedUserId&where[0][value]=u-sales1&where%5B0%5D%5Bvalue%5D=u-sales3", "", 200, func(t *testing.T, ex exchange) {
+			if total, got := espoList(t, ex); total != 2 || strings.Join(got, ",") != "acc-2,acc-6" {
+				t.Fatalf("total %v ids %v", total, got)
+			}
+		}},
+		{"where: PHP ignores variables past max_input_vars", "GET", "/api/v1/Account?" + strings.Repeat("x=1&", 1000) + "where[0][type]=equals&where[0][attribute]=id&where[0][value]=acc-1", "", 200, func(t *testing.T, ex exchange) {
+			if total, _ := espoList(t, ex); total != 6 {
+				t.Fatalf("total %v: the where past the 1000th variable was read", total)
+			}
+		}},
 		{"max size too big", "GET", "/api/v1/Account?maxSize=201", "", 403, func(t *testing.T, ex exchange) {
 			if ex.header.Get("X-Status-Reason") == "" {
 				t.Fatal("no X-Status-Reason")

@@ -9,7 +9,6 @@ import (
 	"math"
 	"net/http"
 	"net/url"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -272,7 +271,7 @@ func (s *suite) list(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := r.URL.Query()
-	recs, problem := s.filter(sc, q)
+	recs, problem := s.filter(sc, r.URL.RawQuery)
 	if problem != "" {
 		s.fail(w, r, http.StatusBadRequest, "", problem)
 		return
@@ -375,41 +374,52 @@ func fieldSelection(q url.Values, sc *moduleSchema) map[string]bool {
 }
 
 // filter applies filter[field][op]=value; filter[operator] combines them
-// (and by default). Operators follow the V8 API: eq neq gt gte lt lte.
-func (s *suite) filter(sc *moduleSchema, q url.Values) ([]map[string]any, string) {
+// (and by default). Operators follow the V8 API: eq neq gt gte lt lte. The
+// parameters are read as PHP reads them (parsePHPQuery): a duplicate's
+// last value wins, and a scalar filter is not a filter.
+func (s *suite) filter(sc *moduleSchema, rawQuery string) ([]map[string]any, string) {
 	type cond struct{ field, op, value string }
 	var conds []cond
-	keys := make([]string, 0, len(q))
-	for k := range q {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		if !strings.HasPrefix(k, "filter[") || k == "filter[operator]" {
-			continue
-		}
-		field, op, ok := strings.Cut(strings.TrimPrefix(k, "filter["), "][")
-		if !ok || !strings.HasSuffix(op, "]") {
-			return nil, fmt.Sprintf("Filter parameter %s is invalid", k)
-		}
-		op = strings.ToLower(strings.TrimSuffix(op, "]"))
-		if !sc.hasSuiteField(field) {
-			return nil, fmt.Sprintf("Filter field %s in %s module is not found", field, sc.suite)
-		}
-		switch op {
-		case "eq", "neq", "gt", "gte", "lt", "lte":
-		default:
-			return nil, fmt.Sprintf("Filter operator %s is invalid", op)
-		}
-		conds = append(conds, cond{field, op, q.Get(k)})
-	}
+	f := parsePHPQuery(rawQuery).get("filter")
 	or := false
-	switch strings.ToLower(q.Get("filter[operator]")) {
-	case "", "and":
-	case "or":
-		or = true
-	default:
-		return nil, fmt.Sprintf("Filter operator %s is invalid", q.Get("filter[operator]"))
+	if f != nil {
+		if !f.isArr {
+			return nil, "Filter parameter is invalid"
+		}
+		for _, field := range f.sortedKeys() {
+			v := f.kids[field]
+			if field == "operator" {
+				if v.isArr {
+					return nil, "Filter operator is invalid"
+				}
+				switch strings.ToLower(v.str) {
+				case "", "and":
+				case "or":
+					or = true
+				default:
+					return nil, fmt.Sprintf("Filter operator %s is invalid", v.str)
+				}
+				continue
+			}
+			if !v.isArr {
+				return nil, fmt.Sprintf("Filter parameter %s is invalid", field)
+			}
+			if !sc.hasSuiteField(field) {
+				return nil, fmt.Sprintf("Filter field %s in %s module is not found", field, sc.suite)
+			}
+			for _, op := range v.sortedKeys() {
+				val := v.kids[op]
+				if val.isArr {
+					return nil, fmt.Sprintf("Filter value of %s is invalid", field)
+				}
+				switch op = strings.ToLower(op); op {
+				case "eq", "neq", "gt", "gte", "lt", "lte":
+				default:
+					return nil, fmt.Sprintf("Filter operator %s is invalid", op)
+				}
+				conds = append(conds, cond{field, op, val.str})
+			}
+		}
 	}
 	all := s.ds.snapshot(sc.suite)
 	if len(conds) == 0 {

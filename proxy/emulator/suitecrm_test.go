@@ -112,6 +112,12 @@ func TestSuiteCRMEndpoints(t *testing.T) {
 				t.Fatalf("ids %s", got)
 			}
 		}},
+		{"filter: PHP keeps the last duplicate", "GET", "/Api/V8/module/Contacts?filter[assigned_user_id][eq]=u-sales1&filter%5Bassigned_user_id%5D%5Beq%5D=u-sales2", "", 200, func(t *testing.T, ex exchange) {
+			if got := strings.Join(ids(t, ex.body["data"]), ","); got != "c-3,c-4" {
+				t.Fatalf("ids %s", got)
+			}
+		}},
+		{"filter: a later scalar replaces the array", "GET", "/Api/V8/module/Contacts?filter[assigned_user_id][eq]=u-sales2&filter=x", "", 400, nil},
 		{"filter or", "GET", "/Api/V8/module/Accounts?filter[operator]=or&filter[assigned_user_id][eq]=u-sales2&filter[assigned_user_id][neq]=u-sales2", "", 200, func(t *testing.T, ex exchange) {
 			if n := len(ids(t, ex.body["data"])); n != 6 {
 				t.Fatalf("or: %d", n)
