@@ -89,6 +89,12 @@ type CRM struct {
 	// (exact paths, or prefixes ending in /; "/" itself is refused). Keep
 	// this short. See Config.PublicPath.
 	PublicPaths []string `yaml:"public_paths"`
+	// Pushdown (default true) adds the record rule to the CRM's own list
+	// query where the profile can say it exactly, so lists come back in
+	// full pages with the CRM's true totals. false filters every list after
+	// the CRM answers (short pages, totals hidden). Records are checked
+	// either way.
+	Pushdown *bool `yaml:"pushdown"`
 }
 
 // Route is one generic-profile route (it mirrors profile.Route).

@@ -96,6 +96,10 @@ func ApplyDefaults(c *Config) {
 	setString(&u.Auth.Type, AuthNone)
 
 	setString(&c.CRM.Profile, DefaultProfile)
+	if c.CRM.Pushdown == nil {
+		on := true
+		c.CRM.Pushdown = &on
+	}
 
 	id := &c.Identity
 	setStrings(&id.OIDC.Scopes, "openid", "profile", "email")

@@ -68,6 +68,8 @@ type compiledFilter struct {
 	reason string
 	// push is record_allow as a condition for the CRM's list query.
 	push cond.Pushdown
+	// mayHide: record_hidden_fields can hide a field of some record.
+	mayHide bool
 	// frames are reused between records: a frame is a dozen slices.
 	frames sync.Pool
 
@@ -381,17 +383,21 @@ func (fc *filterCache) compile(ctx context.Context, c *compiled, in *Input, inpu
 	if err != nil {
 		return nil, err
 	}
+	mayHide, err := fc.mayHideFields(ctx, c, in, input)
+	if err != nil {
+		return nil, err
+	}
 	if fc.unsafe != "" {
-		return &compiledFilter{reason: fc.unsafe, push: push}, nil
+		return &compiledFilter{reason: fc.unsafe, push: push, mayHide: true}, nil
 	}
 	cf, err := translateFilter(ctx, c, fc, in, input)
 	if err != nil {
 		if ctxErr := ctx.Err(); ctxErr != nil {
 			return nil, ctxErr
 		}
-		return &compiledFilter{reason: err.Error(), push: push}, nil
+		return &compiledFilter{reason: err.Error(), push: push, mayHide: mayHide}, nil
 	}
-	cf.push = push
+	cf.push, cf.mayHide = push, mayHide
 	return cf, nil
 }
 

@@ -20,6 +20,12 @@ import (
 // full pages and true totals. Records that come back are still checked.
 func (f *RecordFilter) Pushdown() cond.Pushdown { return f.cf.push }
 
+// MayHideFields reports whether record_hidden_fields can hide a field of
+// some record for this request. When it can, a list that filters or sorts
+// on fields drops the records whose matched field is hidden, so the CRM's
+// count of the list is not the subject's even with an exact pushdown.
+func (f *RecordFilter) MayHideFields() bool { return f.cf.mayHide }
+
 // recordPushdown works out the Pushdown of record_allow for one input.
 //
 // record_allow is partially evaluated with input.record unknown, for the
@@ -62,6 +68,34 @@ func (fc *filterCache) recordPushdown(ctx context.Context, c *compiled, in *Inpu
 		return none("the record rule's residual needs support rules")
 	}
 	return pushdownOf(pq.Queries), nil
+}
+
+// mayHideFields partially evaluates record_hidden_fields for one input:
+// without a residual query no record can have a field hidden. Any doubt
+// (an error, a cancelled context aside) answers true.
+func (fc *filterCache) mayHideFields(ctx context.Context, c *compiled, in *Input, input ast.Value) (bool, error) {
+	if !fc.hiddenDefined {
+		return false, nil
+	}
+	ref := fc.root.Append(ast.StringTerm("record_hidden_fields")).Append(ast.VarTerm("__crmgate_key__"))
+	r := rego.New(
+		rego.ParsedQuery(ast.NewBody(ast.NewExpr(ast.NewTerm(ref)))),
+		rego.Compiler(c.compiler),
+		rego.Store(c.store),
+		rego.ParsedInput(input),
+		rego.Unknowns([]string{"input.record"}),
+		rego.StrictBuiltinErrors(true),
+		rego.Metrics(metrics.NoOp()),
+		rego.Time(in.Request.Time),
+	)
+	pq, err := r.Partial(ctx)
+	if err != nil {
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			return false, ctxErr
+		}
+		return true, nil
+	}
+	return len(pq.Queries) > 0 || len(pq.Support) > 0, nil
 }
 
 // pushUnsafeReason says why no input can have an exact pushdown under

@@ -94,6 +94,35 @@ func TestPushdownOfReferencePersonas(t *testing.T) {
 	}
 }
 
+func TestMayHideFields(t *testing.T) {
+	t.Parallel()
+	e, err := Load(context.Background(), Options{Source: Source{FS: rego.FS}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := personas()
+	for _, tt := range []struct {
+		subject, module string
+		want            bool
+	}{
+		{"morgan", "Employees", true}, // team members' salaries
+		{"morgan", "Accounts", false},
+		// Partial evaluation keeps "not salary_visible" although an
+		// admin sees every salary: the answer errs on the safe side.
+		{"sam", "Employees", true},
+		{"sam", "Accounts", false},
+		{"alice", "Employees", true}, // another employee's salary, were the record visible
+	} {
+		f, err := e.RecordFilter(context.Background(), &Input{Subject: p[tt.subject], Resource: Resource{CRM: referenceCRM(tt.module), Module: tt.module, Action: ActionList}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := f.MayHideFields(); got != tt.want {
+			t.Errorf("%s %s: MayHideFields = %v, want %v", tt.subject, tt.module, got, tt.want)
+		}
+	}
+}
+
 // TestPushdownLevels: rules that a CRM query cannot say exactly are never
 // pushed as exact. Each case is a record_allow shape that would make an
 // exact claim wrong.

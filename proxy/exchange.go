@@ -35,6 +35,18 @@ type exchange struct {
 	upstreamStatus int
 	upstreamErr    error
 
+	// filter is the list's compiled record rule, made before forwarding
+	// for the pushdown; pushdown is its level (cond.Exact, Partial, None;
+	// "" for anything but a list) and pushReason why it is not exact.
+	// upstreamQuery replaces the client's query when pushed is set.
+	filter *policy.RecordFilter
+	// relatedModule is the module of a related list's records.
+	relatedModule string
+	pushdown      string
+	pushReason    string
+	pushed        bool
+	upstreamQuery string
+
 	respDone        chan struct{} // closed when the response transform ends
 	recordsReturned int
 	recordsFiltered int
@@ -89,6 +101,9 @@ func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 	out.URL.Path = joinPath(target.Path, path)
 	out.URL.RawPath = ""
 	out.URL.RawQuery = pr.In.URL.RawQuery
+	if x != nil && x.pushed {
+		out.URL.RawQuery = x.upstreamQuery
+	}
 	out.Host = target.Host
 
 	in := pr.In.Header
@@ -197,22 +212,26 @@ func (h *Handler) record(x *exchange) {
 	if x.recordsReturned > 0 || x.recordsFiltered > 0 {
 		m.RecordsFiltered(x.match.Module, x.recordsReturned, x.recordsFiltered)
 	}
+	h.recordPushdown(x)
 
 	ev := &audit.Event{
-		DecisionID: x.decisionID,
-		Timestamp:  x.start.UTC(),
-		Path:       h.o.PolicyPath,
-		RequestID:  x.id,
-		SubjectID:  subjectID,
-		Roles:      roles,
-		Module:     x.match.Module,
-		Action:     x.match.Action,
-		RecordID:   x.match.ID,
-		Outcome:    x.outcome,
-		Status:     status,
-		Reason:     x.reason,
-		Error:      x.errText,
-		LatencyNS:  elapsed.Nanoseconds(),
+		DecisionID:     x.decisionID,
+		Timestamp:      x.start.UTC(),
+		Path:           h.o.PolicyPath,
+		RequestID:      x.id,
+		SubjectID:      subjectID,
+		Roles:          roles,
+		Module:         x.match.Module,
+		Action:         x.match.Action,
+		RecordID:       x.match.ID,
+		Pushdown:       x.pushdown,
+		PushdownReason: x.pushReason,
+		RelatedModule:  x.relatedModule,
+		Outcome:        x.outcome,
+		Status:         status,
+		Reason:         x.reason,
+		Error:          x.errText,
+		LatencyNS:      elapsed.Nanoseconds(),
 
 		RecordsReturned: x.recordsReturned,
 		RecordsFiltered: x.recordsFiltered,

@@ -87,6 +87,10 @@ type Options struct {
 	HashKey []byte
 	// MaxRecordIDs bounds the record ids one decision-log event lists.
 	MaxRecordIDs int
+	// NoPushdown keeps the record rule out of the CRM's list queries:
+	// every list is filtered after the CRM answers (config
+	// crm.pushdown: false).
+	NoPushdown bool
 	// StepUpACR and StepUpMaxAge go into RFC 9470 challenges.
 	StepUpACR    string
 	StepUpMaxAge time.Duration
@@ -202,6 +206,9 @@ func (h *Handler) serve(x *exchange) error {
 		return err
 	}
 	if err := h.enforceRequest(x); err != nil {
+		return err
+	}
+	if err := h.pushRecordRule(x); err != nil {
 		return err
 	}
 	return h.forward(x)

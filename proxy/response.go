@@ -17,6 +17,7 @@ import (
 	"sync"
 
 	"github.com/crmgate/crmgate/policy"
+	"github.com/crmgate/crmgate/policy/cond"
 	"github.com/crmgate/crmgate/proxy/profile"
 	"github.com/crmgate/crmgate/proxy/redact"
 )
@@ -103,6 +104,9 @@ func (h *Handler) enforceResponse(x *exchange, res *http.Response) error {
 	}
 	if rule != nil {
 		plan.Record = rule
+		// The CRM counted only what the rule allows: its totals are the
+		// subject's and pass through.
+		plan.KeepTotals = x.pushed && x.pushdown == cond.Exact && mode == redact.ModeList
 	}
 	compiled, err := plan.Compile()
 	if err != nil {
@@ -279,9 +283,12 @@ func (h *Handler) responseMode(x *exchange, status int) (redact.Mode, redact.Rec
 
 // recordRule compiles the record rule for this request once.
 func (h *Handler) recordRule(x *exchange) (redact.RecordRule, error) {
-	f, err := h.o.Policy.RecordFilter(x.r.Context(), &x.input)
-	if err != nil {
-		return nil, errPolicy(err)
+	f := x.filter
+	if f == nil {
+		var err error
+		if f, err = h.o.Policy.RecordFilter(x.r.Context(), &x.input); err != nil {
+			return nil, errPolicy(err)
+		}
 	}
 	return safeRule{h.withQueryGuard(x, f)}, nil
 }

@@ -172,6 +172,7 @@ func Build(ctx context.Context, cfg *config.Config, deps Deps) (*App, error) {
 		MaxRequestBody: cfg.Upstream.MaxRequestBody,
 		HashKey:        hashKey,
 		MaxRecordIDs:   cfg.DecisionLog.MaxRecordIDs,
+		NoPushdown:     cfg.CRM.Pushdown != nil && !*cfg.CRM.Pushdown,
 		StepUpACR:      cfg.Identity.MFA.StepUpACR,
 		StepUpMaxAge:   cfg.Identity.MFA.StepUpMaxAge,
 		PolicyPath:     cfg.Policy.Package,

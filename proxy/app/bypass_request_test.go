@@ -147,6 +147,10 @@ var spoofed = [][2]string{
 	{"Proxy-Connection", "keep-alive"}, {"Early-Data", "1"}, {"X-Debug", "1"}, {"X-Espocrm-Debug", "true"},
 }
 
+// aliceTeamEspo is the record rule of alice's team as crmgate pushes it
+// into an EspoCRM list query.
+const aliceTeamEspo = "where[0][type]=in&where[0][attribute]=assignedUserId&where[0][value][0]=u-mgr&where[0][value][1]=u-sales1&where[0][value][2]=u-sales2"
+
 func headerAttacks() []attack {
 	var out []attack
 	for _, h := range spoofed {
@@ -157,13 +161,13 @@ func headerAttacks() []attack {
 	out = append(out,
 		attack{name: "spoof/espo X-Api-Key and Espo-Authorization together", crm: "espocrm", method: "GET", path: "/api/v1/Account",
 			persona: "alice", hdr: []string{"X-Api-Key", "guess", "Espo-Authorization", "YWRtaW46YWRtaW4="}, status: 200,
-			leak: otherStoresAccounts, reach: reached("GET /api/v1/Account")},
+			leak: otherStoresAccounts, reach: reached("GET /api/v1/Account?" + aliceTeamEspo)},
 		attack{name: "spoof/h2c upgrade never reaches the CRM", method: "GET", path: "/Api/V8/module/Accounts", persona: "alice",
 			hdr:    []string{"Connection", "Upgrade, HTTP2-Settings", "Upgrade", "h2c", "Http2-Settings", "AAMAAABkAARAAAAAAAIAAAAA"},
 			status: 200, leak: otherStoresAccounts, reach: reached("GET /Api/V8/module/Accounts")},
 		attack{name: "spoof/websocket upgrade never reaches the CRM", crm: "espocrm", method: "GET", path: "/api/v1/Account", persona: "alice",
 			hdr:    []string{"Connection", "Upgrade", "Upgrade", "websocket", "Sec-Websocket-Key", "dGhlIHNhbXBsZSBub25jZQ==", "Sec-Websocket-Version", "13"},
-			status: 200, leak: otherStoresAccounts, reach: reached("GET /api/v1/Account")},
+			status: 200, leak: otherStoresAccounts, reach: reached("GET /api/v1/Account?" + aliceTeamEspo)},
 	)
 	return out
 }

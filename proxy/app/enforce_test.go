@@ -128,9 +128,23 @@ func TestListsAreFilteredToVisibleRecords(t *testing.T) {
 }
 
 // TestListCountsDoNotRevealFilteredRecords: the envelope's totals may not
-// tell a customer how many other customers there are.
+// tell a customer how many other customers there are. With the record rule
+// pushed into the CRM's query the CRM counts only the customer's own
+// records, and its totals pass through; without pushdown they are removed
+// or rewritten.
 func TestListCountsDoNotRevealFilteredRecords(t *testing.T) {
 	forBothCRMs(t, func(t *testing.T, n crmNames, e *env) {
+		body := e.do("GET", n.listPath(n.accounts), "pat", "").json(t)
+		if n.crm == "espocrm" {
+			if total := body["total"]; total != float64(1) {
+				t.Errorf("pushed-down total = %v, want the customer's 1", total)
+			}
+		} else if meta, _ := body["meta"].(map[string]any); meta["total-pages"] != float64(1) || meta["records-on-this-page"] != float64(1) {
+			t.Errorf("pushed-down meta = %v, want the customer's counts", meta)
+		}
+	})
+	forBothCRMs(t, func(t *testing.T, n crmNames, e *env) {
+		e = newEnv(t, n.crm, func(c *config.Config) { off := false; c.CRM.Pushdown = &off })
 		body := e.do("GET", n.listPath(n.accounts), "pat", "").json(t)
 		if n.crm == "espocrm" {
 			if total := body["total"]; total != float64(-2) && total != float64(-1) && total != float64(1) {

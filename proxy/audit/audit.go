@@ -64,6 +64,13 @@ type Event struct {
 	Module    string
 	Action    string
 	RecordID  string
+	// RelatedModule is the module of the records a related list returned
+	// (Module is the parent's), judged by that module's policy.
+	RelatedModule string
+	// Pushdown says how much of the record rule a list's upstream query
+	// carried: exact, partial or none ("" for anything but a list), and
+	// PushdownReason why it is not exact.
+	Pushdown, PushdownReason string
 	// Outcome is allow, deny, step_up or error.
 	Outcome string
 	// Status is the HTTP status crmgate answered with.

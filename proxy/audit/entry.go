@@ -41,10 +41,13 @@ type Entry struct {
 	Module             string        `json:"module,omitempty"`
 	Action             string        `json:"action,omitempty"`
 	RecordID           string        `json:"record_id,omitempty"`
+	RelatedModule      string        `json:"related_module,omitempty"`
 	Outcome            string        `json:"outcome"`
 	Status             int           `json:"status"`
 	RecordsReturned    int           `json:"records_returned"`
 	RecordsFiltered    int           `json:"records_filtered"`
+	Pushdown           string        `json:"pushdown,omitempty"`
+	PushdownReason     string        `json:"pushdown_reason,omitempty"`
 	FieldsRedacted     int           `json:"fields_redacted"`
 	LatencyNS          int64         `json:"latency_ns"`
 	RecordIDs          []string      `json:"record_ids,omitempty"`
@@ -133,6 +136,9 @@ func (b *entryBuilder) build(e *Event) *Entry {
 		Module:          e.Module,
 		Action:          e.Action,
 		RecordID:        e.RecordID,
+		RelatedModule:   e.RelatedModule,
+		Pushdown:        e.Pushdown,
+		PushdownReason:  e.PushdownReason,
 		Outcome:         e.Outcome,
 		Status:          e.Status,
 		RecordsReturned: e.RecordsReturned,
@@ -410,10 +416,19 @@ func (e *Entry) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	if e.RecordID != "" {
 		enc.AddString("record_id", e.RecordID)
 	}
+	if e.RelatedModule != "" {
+		enc.AddString("related_module", e.RelatedModule)
+	}
 	enc.AddString("outcome", e.Outcome)
 	enc.AddInt("status", e.Status)
 	enc.AddInt("records_returned", e.RecordsReturned)
 	enc.AddInt("records_filtered", e.RecordsFiltered)
+	if e.Pushdown != "" {
+		enc.AddString("pushdown", e.Pushdown)
+	}
+	if e.PushdownReason != "" {
+		enc.AddString("pushdown_reason", e.PushdownReason)
+	}
 	enc.AddInt("fields_redacted", e.FieldsRedacted)
 	enc.AddInt64("latency_ns", e.LatencyNS)
 	if len(e.RecordIDs) > 0 {

@@ -88,6 +88,10 @@ func appendLine(b []byte, e *Entry) []byte {
 		b = append(b, `,"record_id":`...)
 		b = appendString(b, e.RecordID)
 	}
+	if e.RelatedModule != "" {
+		b = append(b, `,"related_module":`...)
+		b = appendString(b, e.RelatedModule)
+	}
 	b = append(b, `,"outcome":`...)
 	b = appendString(b, e.Outcome)
 	b = append(b, `,"status":`...)
@@ -96,6 +100,14 @@ func appendLine(b []byte, e *Entry) []byte {
 	b = strconv.AppendInt(b, int64(e.RecordsReturned), 10)
 	b = append(b, `,"records_filtered":`...)
 	b = strconv.AppendInt(b, int64(e.RecordsFiltered), 10)
+	if e.Pushdown != "" {
+		b = append(b, `,"pushdown":`...)
+		b = appendString(b, e.Pushdown)
+	}
+	if e.PushdownReason != "" {
+		b = append(b, `,"pushdown_reason":`...)
+		b = appendString(b, e.PushdownReason)
+	}
 	b = append(b, `,"fields_redacted":`...)
 	b = strconv.AppendInt(b, int64(e.FieldsRedacted), 10)
 	b = append(b, `,"latency_ns":`...)

@@ -122,6 +122,8 @@ type Metrics struct {
 	fieldsRedacted       *prometheus.CounterVec
 	recordsFiltered      *prometheus.CounterVec
 	recordsReturned      *prometheus.CounterVec
+	listPushdowns        *prometheus.CounterVec
+	pushdownRefused      *prometheus.CounterVec
 	authentications      *prometheus.CounterVec
 	stepUps              *prometheus.CounterVec
 	activeSessions       prometheus.Gauge
@@ -187,6 +189,14 @@ func New(reg prometheus.Registerer, roles []string, modules func(string) bool) *
 			Name: "crmgate_records_returned_total",
 			Help: "Records returned to clients after the record rule.",
 		}, []string{"module"}),
+		listPushdowns: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "crmgate_list_pushdown_total",
+			Help: "Lists by how much of the record rule the CRM's own query carried: exact, partial or none.",
+		}, []string{"module", "level"}),
+		pushdownRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "crmgate_pushdown_refused_records_total",
+			Help: "Records a list with the record rule pushed down exactly still returned and crmgate refused: the CRM and the policy disagree.",
+		}, []string{"module"}),
 		authentications: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "crmgate_authentications_total",
 			Help: "Authentication attempts by method and result.",
@@ -240,6 +250,7 @@ func New(reg prometheus.Registerer, roles []string, modules func(string) bool) *
 	reg.MustRegister(
 		m.decisions, m.decisionDuration, m.requestDuration, m.upstreamDuration,
 		upstreamErrors, m.fieldsRedacted, m.recordsFiltered, m.recordsReturned,
+		m.listPushdowns, m.pushdownRefused,
 		m.authentications, stepUps, m.activeSessions, reloads, m.revisionInfo,
 		logEvents, m.writeGuardRejections,
 	)
@@ -404,6 +415,31 @@ func (m *Metrics) RecordsFiltered(module string, returned, filtered int) {
 	}
 	if filtered > 0 {
 		m.recordsFiltered.WithLabelValues(label).Add(float64(filtered))
+	}
+}
+
+// Pushdown levels, the label values of ListPushdown.
+const (
+	PushdownExact   = "exact"
+	PushdownPartial = "partial"
+	PushdownNone    = "none"
+)
+
+// ListPushdown counts one list by its pushdown level; refused are the
+// records an exact pushdown returned that the record rule refused.
+func (m *Metrics) ListPushdown(module, level string, refused int) {
+	if m == nil {
+		return
+	}
+	switch level {
+	case PushdownExact, PushdownPartial, PushdownNone:
+	default:
+		level = "other"
+	}
+	label := m.ModuleLabel(module)
+	m.listPushdowns.WithLabelValues(label, level).Inc()
+	if refused > 0 {
+		m.pushdownRefused.WithLabelValues(label).Add(float64(refused))
 	}
 }
 

@@ -1,0 +1,87 @@
+package proxy
+
+import (
+	"net/http"
+
+	"github.com/crmgate/crmgate/policy"
+	"github.com/crmgate/crmgate/policy/cond"
+	"github.com/crmgate/crmgate/proxy/metrics"
+	"github.com/crmgate/crmgate/proxy/profile"
+)
+
+func errQueryConflict(cause error) *Problem {
+	return &Problem{Status: http.StatusBadRequest, Kind: "query-conflict", Title: "Filter cannot be combined with the access rule",
+		Detail:  "The list's filter would change how crmgate's access rule is applied (an OR operator, a repeated or malformed filter parameter). Send each filter once, combined with AND.",
+		Outcome: OutcomeDeny, Reason: "query conflicts with pushed record rule", Cause: cause}
+}
+
+// pushRecordRule asks the CRM to apply the record rule to a list itself,
+// so the list comes back in full pages with the CRM's true totals instead
+// of pages shortened by filtering afterwards. The rule is added to the
+// upstream query (AND with the client's filter) when the policy compiler
+// says it can be pushed exactly or partially and the profile can say it in
+// the CRM's filter syntax. Records that come back are checked by the rule
+// all the same. Related lists are filtered after: their query parameters
+// are not the module list's.
+func (h *Handler) pushRecordRule(x *exchange) error {
+	if x.match.Kind != profile.KindList || x.match.Action != policy.ActionList {
+		return nil
+	}
+	f, err := h.o.Policy.RecordFilter(x.r.Context(), &x.input)
+	if err != nil {
+		return errPolicy(err)
+	}
+	x.filter = f
+	p := f.Pushdown()
+	x.pushdown, x.pushReason = p.Level, p.Reason
+	switch {
+	case h.o.NoPushdown:
+		x.pushdown, x.pushReason = cond.None, "pushdown disabled (crm.pushdown: false)"
+		return nil
+	case p.Level == cond.None:
+		return nil
+	case h.o.Profile.Dialect == nil:
+		x.pushdown, x.pushReason = cond.None, "the profile knows no query language"
+		return nil
+	}
+	q, _, ok, err := h.o.Profile.Dialect.Push(x.match, x.r.URL.RawQuery, nil, p.Cond)
+	if err != nil {
+		return errQueryConflict(err)
+	}
+	if !ok {
+		x.pushdown, x.pushReason = cond.None, "the record rule is not expressible in "+h.o.Profile.Name+" filters"
+		return nil
+	}
+	x.upstreamQuery, x.pushed = q, true
+	if x.pushdown == cond.Exact && len(h.queriedFields(x)) > 0 && f.MayHideFields() {
+		// Records whose filtered or sorted field is hidden for them are
+		// dropped after the CRM counted them (queryGuardRule).
+		x.pushdown, x.pushReason = cond.Partial, "the query filters or sorts on fields the record rule may hide"
+	}
+	return nil
+}
+
+// recordPushdown meters a list's pushdown once its response is done: with
+// an exact pushdown every record the rule still refused is a disagreement
+// between CRM and policy (a case-insensitive comparison in the CRM's
+// database, a stale policy), worth an operator's attention.
+func (h *Handler) recordPushdown(x *exchange) {
+	if x.pushdown == "" {
+		return
+	}
+	refused := 0
+	if x.pushdown == cond.Exact {
+		refused = x.recordsFiltered
+	}
+	h.o.Metrics.ListPushdown(x.match.Module, pushLevelLabel(x.pushdown), refused)
+}
+
+func pushLevelLabel(level string) string {
+	switch level {
+	case cond.Exact:
+		return metrics.PushdownExact
+	case cond.Partial:
+		return metrics.PushdownPartial
+	}
+	return metrics.PushdownNone
+}
