@@ -387,3 +387,8 @@ func valueString(v any) string {
 	}
 	return fmt.Sprint(v)
 }
+
+// Snapshot returns a module's records (SuiteCRM module name, SuiteCRM
+// field names) in insertion order, for tests that count what a persona
+// should see. The records must not be modified.
+func (ds *Dataset) Snapshot(module string) []map[string]any { return ds.snapshot(module) }
