@@ -282,7 +282,6 @@ func allowedList(persona, module string) bool {
 	return false
 }
 
-
 // TestPushdownDefenceInDepth: a CRM that ignores the pushed filter (or
 // compares differently) cannot make crmgate pass a record the rule
 // refuses; the record is dropped and counted.
