@@ -40,7 +40,9 @@ type exchange struct {
 	// "" for anything but a list) and pushReason why it is not exact.
 	// upstreamQuery replaces the client's query when pushed is set.
 	filter *policy.RecordFilter
-	// relatedModule is the module of a related list's records.
+	// related is the policy of a related list's records; relatedModule
+	// its module, for the decision log.
+	related       *related
 	relatedModule string
 	pushdown      string
 	pushReason    string

@@ -16,6 +16,11 @@ import (
 // parent the subject may not see, and a relate or unlink that changes a
 // record the subject may not see. It runs after the module-level decision.
 func (h *Handler) guardRequest(x *exchange) error {
+	if x.match.Kind == profile.KindRelated {
+		if err := h.decideRelated(x); err != nil {
+			return err
+		}
+	}
 	if err := h.guardQuery(x); err != nil {
 		return err
 	}
@@ -54,7 +59,7 @@ func (h *Handler) guardQuery(x *exchange) error {
 	if err != nil {
 		return errBadRequest("The query names fields in a form crmgate cannot check.", "bad query", err)
 	}
-	d := &x.decision
+	d := x.fieldDecision()
 	var bad []string
 	for _, f := range refs {
 		switch f.Use {

@@ -342,7 +342,22 @@ func (h *Handler) decide(x *exchange) error {
 // enforceRequest applies the module-level decision in the contract's order:
 // step-up first (whatever allow says), then allow, then write guards.
 func (h *Handler) enforceRequest(x *exchange) error {
-	d := &x.decision
+	if err := h.stepUpOrDeny(x, &x.decision, "policy denied"); err != nil {
+		return err
+	}
+	if err := h.guardWrite(x); err != nil {
+		return err
+	}
+	if err := h.checkTarget(x); err != nil {
+		return err
+	}
+	return h.guardRequest(x)
+}
+
+// stepUpOrDeny applies a module decision in the contract's order: a
+// subject without MFA is stepped up when the policy requires it, whatever
+// allow says; otherwise allow false denies.
+func (h *Handler) stepUpOrDeny(x *exchange, d *policy.Decision, reason string) error {
 	if d.RequireMFA && !x.input.Subject.MFA {
 		if x.input.Subject.Auth == identity.AuthSession && h.o.Sessions != nil && isNavigation(x.r) {
 			h.o.Metrics.StepUp("browser")
@@ -352,15 +367,9 @@ func (h *Handler) enforceRequest(x *exchange) error {
 		return errStepUp(h.o.StepUpACR, int64(h.o.StepUpMaxAge/time.Second))
 	}
 	if !d.Allow {
-		return errForbidden("policy denied")
+		return errForbidden(reason)
 	}
-	if err := h.guardWrite(x); err != nil {
-		return err
-	}
-	if err := h.checkTarget(x); err != nil {
-		return err
-	}
-	return h.guardRequest(x)
+	return nil
 }
 
 // forward sends the request to the CRM.

@@ -92,12 +92,13 @@ func (h *Handler) enforceResponse(x *exchange, res *http.Response) error {
 	if err != nil {
 		return err
 	}
+	fd := x.fieldDecision()
 	plan := redact.Plan{
 		Shape:          h.o.Profile.Shape,
-		Hidden:         x.decision.HiddenFields,
-		Masked:         x.decision.MaskedFields,
-		Visible:        x.decision.VisibleFields,
-		VisibleDefined: x.decision.VisibleDefined,
+		Hidden:         fd.HiddenFields,
+		Masked:         fd.MaskedFields,
+		Visible:        fd.VisibleFields,
+		VisibleDefined: fd.VisibleDefined,
 		HashKey:        h.o.HashKey,
 		MaxRecordIDs:   h.o.MaxRecordIDs,
 		Offset:         queryOffset(x.r),
@@ -263,8 +264,8 @@ func (h *Handler) responseMode(x *exchange, status int) (redact.Mode, redact.Rec
 	}
 	switch x.match.Kind {
 	case profile.KindList, profile.KindRelated:
-		// Related lists are filtered with the record rule evaluated for the
-		// parent module (the related module is not in the path).
+		// A related list's records are judged by the related module's
+		// record rule (x.recordInput).
 		rule, err := h.recordRule(x)
 		return redact.ModeList, rule, err
 	case profile.KindRecord:
@@ -286,7 +287,7 @@ func (h *Handler) recordRule(x *exchange) (redact.RecordRule, error) {
 	f := x.filter
 	if f == nil {
 		var err error
-		if f, err = h.o.Policy.RecordFilter(x.r.Context(), &x.input); err != nil {
+		if f, err = h.o.Policy.RecordFilter(x.r.Context(), x.recordInput()); err != nil {
 			return nil, errPolicy(err)
 		}
 	}

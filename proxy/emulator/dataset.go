@@ -392,3 +392,7 @@ func valueString(v any) string {
 // field names) in insertion order, for tests that count what a persona
 // should see. The records must not be modified.
 func (ds *Dataset) Snapshot(module string) []map[string]any { return ds.snapshot(module) }
+
+// Put stores a record (SuiteCRM module and field names) in place of any
+// with the same id, for tests that need a record the demo data lacks.
+func (ds *Dataset) Put(module, id string, rec map[string]any) { ds.put(module, id, clone(rec)) }
