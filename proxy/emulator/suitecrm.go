@@ -404,7 +404,7 @@ func (s *suite) filter(sc *moduleSchema, rawQuery string) ([]map[string]any, str
 			if !v.isArr {
 				return nil, fmt.Sprintf("Filter parameter %s is invalid", field)
 			}
-			if !sc.hasSuiteField(field) {
+			if !sc.hasSuiteField(field) && field != "deleted" {
 				return nil, fmt.Sprintf("Filter field %s in %s module is not found", field, sc.suite)
 			}
 			for _, op := range v.sortedKeys() {
@@ -422,6 +422,16 @@ func (s *suite) filter(sc *moduleSchema, rawQuery string) ([]map[string]any, str
 		}
 	}
 	all := s.ds.snapshot(sc.suite)
+	// Filter.php adds "deleted eq 0" unless the client filters on deleted,
+	// joined with the same operator (so an OR filter also returns deleted
+	// records). The emulator's records are not deleted (0).
+	hasDeleted := false
+	for _, c := range conds {
+		hasDeleted = hasDeleted || c.field == "deleted"
+	}
+	if !hasDeleted && len(conds) > 0 {
+		conds = append(conds, cond{"deleted", "eq", "0"})
+	}
 	if len(conds) == 0 {
 		return all, ""
 	}
@@ -429,13 +439,17 @@ func (s *suite) filter(sc *moduleSchema, rawQuery string) ([]map[string]any, str
 	for _, rec := range all {
 		hit := !or
 		for _, c := range conds {
-			cmp := compareValues(rec[c.field], c.value)
+			v := rec[c.field]
+			if c.field == "deleted" && v == nil {
+				v = float64(0)
+			}
+			cmp := compareValues(v, c.value)
 			var m bool
 			switch c.op {
 			case "eq":
-				m = valueString(rec[c.field]) == c.value || cmp == 0
+				m = valueString(v) == c.value || cmp == 0
 			case "neq":
-				m = !(valueString(rec[c.field]) == c.value || cmp == 0)
+				m = !(valueString(v) == c.value || cmp == 0)
 			case "gt":
 				m = cmp > 0
 			case "gte":
