@@ -242,11 +242,22 @@ func sortedKeys(m map[string]bool) []string {
 
 // faultyCRM is the CRM emulator with two records that fail: one answers
 // 503, the other drops the connection, so the upstream "5xx" and "error"
-// series exist in the scrape like they do in production.
+// series exist in the scrape like they do in production. It also ignores
+// the filter crmgate pushes into Cases lists, as a customised CRM might,
+// so the refused-records series exists too.
 type faultyCRM struct{ next http.Handler }
 
 func (f faultyCRM) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
+	case r.URL.Path == "/Api/V8/module/Cases" && strings.Contains(r.URL.RawQuery, "filter"):
+		q := r.URL.Query()
+		for k := range q {
+			if strings.HasPrefix(k, "filter") {
+				q.Del(k)
+			}
+		}
+		r.URL.RawQuery = q.Encode()
+		f.next.ServeHTTP(w, r)
 	case strings.HasSuffix(r.URL.Path, "/fail-503"):
 		http.Error(w, "unavailable", http.StatusServiceUnavailable)
 	case strings.HasSuffix(r.URL.Path, "/fail-reset"):
