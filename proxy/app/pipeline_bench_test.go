@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -173,15 +174,20 @@ type crmgateMode struct {
 	name  string
 	log   bool   // decision log serialised by the zap sink into io.Discard
 	store string // "" for bearer tokens, else the session store
+	// noPushdown keeps the record rule out of the CRM's query (crm.pushdown: false).
+	noPushdown bool
 }
 
 // buildCrmgate assembles crmgate as serve does, in front of up.
-func buildCrmgate(b *testing.B, up *benchUpstream, idpURL string, iss *issuer.Issuer, m crmgateMode, policyFS fstest.MapFS) benchTarget {
+func buildCrmgate(b *testing.B, up *benchUpstream, idpURL string, iss *issuer.Issuer, m crmgateMode, policyFS fs.FS) benchTarget {
 	b.Helper()
 	cfg := demo.Config("127.0.0.1:1", "127.0.0.1:2", up.srv.URL, idpURL, "admin-token", benchClientSecret)
 	deps := app.Deps{PolicyFS: refpolicy.FS, Version: "bench"}
 	if policyFS != nil {
 		deps.PolicyFS = policyFS
+	}
+	if m.noPushdown {
+		pushdownOff(cfg)
 	}
 	if m.log {
 		deps.DecisionLogWriter = zapcore.AddSync(io.Discard)
