@@ -103,6 +103,11 @@ func (h *Handler) enforceResponse(x *exchange, res *http.Response) error {
 		MaxRecordIDs:   h.o.MaxRecordIDs,
 		Offset:         queryOffset(x.r),
 	}
+	if x.related != nil {
+		// The link chose the module whose rules apply; a record of any
+		// other module in the list is not judged by them but dropped.
+		plan.RecordTypes = h.o.Profile.RecordTypes(x.related.module)
+	}
 	if rule != nil {
 		plan.Record = rule
 		// The CRM counted only what the rule allows: its totals are the

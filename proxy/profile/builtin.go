@@ -81,6 +81,7 @@ func suiteShape() Shape {
 		// does a paged list's links.last (its page[number] is the page
 		// count); links.next only says whether more follow.
 		TotalPaths: [][]string{{"meta", "total-pages"}, {"meta", "records-on-this-page"}, {"links", "last"}},
+		TypeField:  "type",
 	}
 }
 

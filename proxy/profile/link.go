@@ -29,3 +29,31 @@ var linkModules = map[string]map[string]string{
 		"campaigns": "Campaign", "quotes": "Quote", "products": "Product",
 	},
 }
+
+// RecordTypes are the values Shape.TypeField may have on a record of
+// module: SuiteCRM's V8 API writes the bean's object name ("Contact" for
+// Contacts, "Case" for Cases; AOS modules keep the module name), so a
+// record of another module can be told from the module's own. Empty when
+// the profile's records carry no type.
+func (p *Profile) RecordTypes(module string) []string {
+	if p.Shape.TypeField == "" {
+		return nil
+	}
+	if obj, ok := objectNames[p.Name][module]; ok && obj != module {
+		return []string{module, obj}
+	}
+	return []string{module}
+}
+
+// objectNames are SuiteCRM's bean object names (the $object_name of
+// modules/*/*.php, which the V8 API's DataObject "type" carries) where they
+// differ from the module name.
+var objectNames = map[string]map[string]string{
+	"suitecrm8": {
+		"Accounts": "Account", "Contacts": "Contact", "Leads": "Lead", "Opportunities": "Opportunity",
+		"Cases": "Case", "Calls": "Call", "Meetings": "Meeting", "Tasks": "Task", "Notes": "Note",
+		"Documents": "Document", "Bugs": "Bug", "Campaigns": "Campaign", "Employees": "Employee",
+		"Users": "User", "Prospects": "Prospect", "ProspectLists": "ProspectList", "Emails": "Email",
+		"Project": "Project", "ProjectTask": "ProjectTask",
+	},
+}

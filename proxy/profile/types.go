@@ -67,6 +67,10 @@ type Shape struct {
 	// records were filtered out (EspoCRM ["total"], SuiteCRM
 	// ["meta","total-pages"]).
 	TotalPaths [][]string `json:"total_paths,omitempty" yaml:"total_paths,omitempty"`
+	// TypeField names the member of the record object that says which
+	// module the record belongs to (SuiteCRM "type"); empty when the CRM's
+	// records carry none (EspoCRM).
+	TypeField string `json:"type_field,omitempty" yaml:"type_field,omitempty"`
 }
 
 // Match is the classification of one request.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"slices"
 
 	"github.com/crmgate/crmgate/policy"
 	"github.com/crmgate/crmgate/proxy/redact/internal/jsonscan"
@@ -28,7 +29,7 @@ func (w *walker) recordValue(first bool) (bool, error) {
 	body := len(w.out)
 	redacted := w.stats.Redacted
 	clear(w.record)
-	w.recID, w.hasID = "", false
+	w.recID, w.hasID, w.typeOK = "", false, false
 	w.slot = 0
 	w.inRec++
 	err := w.recordObject(0)
@@ -38,7 +39,9 @@ func (w *walker) recordValue(first bool) (bool, error) {
 	}
 	w.upstreamN++
 	rd := policy.RecordDecision{Allow: true}
-	if w.c.rule != nil {
+	if w.c.typeField != "" && !w.typeOK {
+		rd.Allow = false
+	} else if w.c.rule != nil {
 		if rd, err = w.c.rule.Check(w.record); err != nil {
 			return false, w.fail(fmt.Errorf("transform: record rule: %w", err))
 		}
@@ -136,6 +139,7 @@ type memberAct struct {
 	kind  uint8 // act*
 	e     entry
 	recID bool // the name is Shape.IDField, in the record object itself
+	typ   bool // the name is Shape.TypeField, checked against Plan.RecordTypes
 	cut   bool // outside the allow-list (for actCollect: written or not)
 }
 
@@ -168,12 +172,14 @@ func (w *walker) classify(level int, uq, fold []byte) memberAct {
 	a := memberAct{
 		e:     c.lookup(fold),
 		recID: isID && level == 0,
-		cut:   level == len(fp) && c.visibleDef && !isID,
+		// Compile makes sure the type member is not also a field.
+		typ: level == 0 && c.typeField != "" && string(uq) == c.typeField,
+		cut: level == len(fp) && c.visibleDef && !isID,
 	}
 	a.cut = a.cut && !a.e.visible
 	wanted := level == len(fp) && c.rule != nil && (c.wantAll || w.wants(uq))
 	switch {
-	case a.recID || wanted:
+	case a.recID || a.typ || wanted:
 		a.kind = actCollect
 	case a.e.hidden || a.cut:
 		a.kind = actDrop
@@ -404,6 +410,8 @@ func (w *walker) collect(level, i int, raw []byte, a memberAct, first *bool) err
 	switch {
 	case a.recID:
 		key = w.c.shape.IDField
+	case a.typ:
+		// Not a field of the record: kept out of the rule's input.
 	case m != nil && m.recent != nil:
 		key, r = m.key, m.recent
 	default:
@@ -427,6 +435,17 @@ func (w *walker) collect(level, i int, raw []byte, a memberAct, first *bool) err
 	if err != nil {
 		return err
 	}
+	if a.typ {
+		// Any JSON spelling of the module's name, escapes included, is
+		// compared decoded; anything but a string matches nothing.
+		t, err := w.decodeAny(v)
+		if err != nil {
+			return err
+		}
+		s, _ := t.(string)
+		w.typeOK = slices.Contains(w.c.recTypes, s)
+		return w.writeCollected(first, name, v, a)
+	}
 	val, err := w.ruleValue(r, v, a.recID)
 	if err != nil {
 		return err
@@ -440,6 +459,11 @@ func (w *walker) collect(level, i int, raw []byte, a memberAct, first *bool) err
 			w.recID = string(v)
 		}
 	}
+	return w.writeCollected(first, name, v, a)
+}
+
+// writeCollected writes a member collect read, as a says.
+func (w *walker) writeCollected(first *bool, name, v []byte, a memberAct) error {
 	if a.e.hidden || a.cut {
 		w.stats.Redacted++
 		return nil

@@ -148,6 +148,13 @@ type Plan struct {
 	// follow. Zero (first page, or unknown) at worst makes a last page say
 	// "more" once, and the next, empty, page then says "no more".
 	Offset int
+	// RecordTypes, with Shape.TypeField, keeps only records whose type
+	// member is exactly one of these names (a module's, see
+	// profile.RecordTypes); a record of another type, or with none, is
+	// dropped and counted as filtered. Related lists set it: the link
+	// decided which module's rules apply, and a record of another module
+	// must not pass under them.
+	RecordTypes []string
 }
 
 // Mode says which envelope Transform expects.
@@ -197,6 +204,12 @@ type Compiled struct {
 	*tables
 	rule   RecordRule
 	offset int
+	// typeField and recTypes are Plan.Shape.TypeField and
+	// Plan.RecordTypes, kept here rather than in the shared tables (whose
+	// cache key does not cover them); typeField is empty unless both are
+	// set.
+	typeField string
+	recTypes  []string
 }
 
 // tables are what a plan compiles to apart from its record rule and offset.
@@ -237,7 +250,16 @@ func (p *Plan) Compile() (*Compiled, error) {
 		}
 		compiledTables.put(key, t)
 	}
-	return &Compiled{tables: t, rule: p.Record, offset: p.Offset}, nil
+	c := &Compiled{tables: t, rule: p.Record, offset: p.Offset}
+	if len(p.RecordTypes) > 0 {
+		if p.Shape.TypeField == "" || len(p.Shape.FieldsPath) == 0 {
+			// With the fields in the record object itself, the type
+			// member could not be told from a field of that name.
+			return nil, fmt.Errorf("compile plan: record types %q need a type field outside the fields object", p.RecordTypes)
+		}
+		c.typeField, c.recTypes = p.Shape.TypeField, p.RecordTypes
+	}
+	return c, nil
 }
 
 func (p *Plan) tables(fields []string) (*tables, error) {

@@ -88,6 +88,7 @@ type walker struct {
 	recent map[string]*recentValues // by field name, see ruleValue
 	recID  string
 	hasID  bool
+	typeOK bool // the record's type member is one of Plan.RecordTypes
 	mac    hash.Hash
 
 	stats      Stats
@@ -141,7 +142,7 @@ func putWalker(w *walker) {
 		w.slots[i] = w.slots[i][:0]
 	}
 	w.slot = 0
-	w.hold, w.inRec, w.hasID, w.recID = false, 0, false, ""
+	w.hold, w.inRec, w.hasID, w.recID, w.typeOK = false, 0, false, "", false
 	w.stats, w.fatal, w.werr = Stats{}, nil, nil
 	w.targetSeen, w.listDone, w.upstreamN = false, false, 0
 	w.depth = 0
