@@ -11,8 +11,10 @@ import "time"
 
 // Config is the whole configuration file.
 type Config struct {
-	// Listen is the main listener address (clients and browsers).
-	Listen string `yaml:"listen"`
+	// Listen is the main listener (clients and browsers): an address
+	// ("0.0.0.0:8443"), or a mapping with the address and who may tell
+	// crmgate the client's address.
+	Listen Listener `yaml:"listen"`
 	// AdminListen serves /metrics, /healthz, /readyz and /admin/*. It must
 	// differ from Listen.
 	AdminListen string `yaml:"admin_listen"`
@@ -28,6 +30,26 @@ type Config struct {
 	DecisionLog DecisionLog `yaml:"decision_log"`
 	Metrics     Metrics     `yaml:"metrics"`
 	Admin       Admin       `yaml:"admin"`
+}
+
+// Listener is the main listener. `listen: ":8443"` is short for
+// `listen: {address: ":8443"}`.
+type Listener struct {
+	// Address is host:port.
+	Address string `yaml:"address,scalar"`
+	// TrustedProxies are the CIDRs (or single addresses) of the load
+	// balancers and ingresses in front of crmgate. Only a connection from
+	// one of them may say, in ClientIPHeader, whom it forwards; the client
+	// address (input.request.remote_ip, the decision log) is then the
+	// first address, walking the header right to left from the connection,
+	// that is not a trusted proxy. From anyone else the header is ignored.
+	// Empty: the connection's address is the client's.
+	TrustedProxies []string `yaml:"trusted_proxies"`
+	// ClientIPHeader is the header the trusted proxies write:
+	// x-forwarded-for (default) or forwarded (RFC 7239). Only that one is
+	// read: with both, the other could be the client's own. Neither
+	// reaches the CRM.
+	ClientIPHeader string `yaml:"client_ip_header"`
 }
 
 // TLS enables HTTPS on the main listener when both files are set (see

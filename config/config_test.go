@@ -92,7 +92,7 @@ func TestParseFullExample(t *testing.T) {
 		name      string
 		got, want any
 	}{
-		{"listen", cfg.Listen, "0.0.0.0:8443"},
+		{"listen", cfg.Listen.Address, "0.0.0.0:8443"},
 		{"profile", cfg.CRM.Profile, ProfileSuiteCRM8},
 		{"client secret from env", cfg.Upstream.Auth.ClientSecret, "suitecrm-secret"},
 		{"timeout default from ${:-}", cfg.Upstream.Timeout, 60 * time.Second},
@@ -138,8 +138,8 @@ func TestMinimalConfig(t *testing.T) {
 	if err != nil {
 		t.Fatalf("parse minimal: %v", err)
 	}
-	if cfg.Listen != DefaultListen || cfg.Upstream.URL != "http://crm.internal" {
-		t.Errorf("unexpected config: listen %q, upstream %q", cfg.Listen, cfg.Upstream.URL)
+	if cfg.Listen.Address != DefaultListen || cfg.Upstream.URL != "http://crm.internal" {
+		t.Errorf("unexpected config: listen %q, upstream %q", cfg.Listen.Address, cfg.Upstream.URL)
 	}
 }
 

@@ -60,6 +60,12 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 	}
 	switch v.Kind() {
 	case reflect.Struct:
+		if i, ok := scalarField(v.Type()); ok && n.Kind == yaml.ScalarNode {
+			// The short form of a struct with a ",scalar" field (listen:
+			// ":8080" for listen: {address: ":8080"}).
+			d.decode(n, v.Field(i), path)
+			return
+		}
 		d.structure(n, v, path)
 	case reflect.Pointer:
 		elem := reflect.New(v.Type().Elem())
@@ -245,6 +251,18 @@ func quote(s string) string {
 }
 
 // yamlFields maps a struct's yaml key names to field indexes.
+// scalarField is the field of t tagged ",scalar": the one a plain scalar
+// value sets when the mapping form is not used.
+func scalarField(t reflect.Type) (int, bool) {
+	for i := range t.NumField() {
+		_, opts, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ",")
+		if opts == "scalar" {
+			return i, true
+		}
+	}
+	return 0, false
+}
+
 func yamlFields(t reflect.Type) map[string]int {
 	m := make(map[string]int, t.NumField())
 	for i := range t.NumField() {

@@ -28,7 +28,8 @@ func TestStrictDecoding(t *testing.T) {
 		{"invalid integer", "upstream:\n  max_request_body: 10MB\n", "upstream.max_request_body", `invalid integer "10MB"`},
 		{"integer overflow", "session:\n  redis:\n    db: 99999999999999999999\n", "session.redis.db", "invalid integer"},
 		{"yaml 1.1 boolean refused", "identity:\n  bearer:\n    enabled: yes\n", "identity.bearer.enabled", "invalid boolean"},
-		{"mapping where string", "listen: {a: b}\n", "listen", "expected a string, got a mapping"},
+		{"mapping where string", "admin_listen: {a: b}\n", "admin_listen", "expected a string, got a mapping"},
+		{"list where listen address", "listen: [a]\n", "listen", "expected a mapping, got a list"},
 		{"list where struct", "upstream: [a]\n", "upstream", "expected a mapping, got a list"},
 		{"scalar where list", "policy:\n  paths: rego\n", "policy.paths", "expected a list, got a scalar"},
 		{"list item of wrong type", "policy:\n  paths: [a, [b]]\n", "policy.paths[1]", "expected a string, got a list"},
@@ -203,8 +204,8 @@ func TestNullLeavesDefault(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Listen != DefaultListen || cfg.Session.IdleTimeout != DefaultIdleTimeout {
-		t.Errorf("null did not leave the default: %q %v", cfg.Listen, cfg.Session.IdleTimeout)
+	if cfg.Listen.Address != DefaultListen || cfg.Session.IdleTimeout != DefaultIdleTimeout {
+		t.Errorf("null did not leave the default: %q %v", cfg.Listen.Address, cfg.Session.IdleTimeout)
 	}
 }
 

@@ -34,6 +34,9 @@ const (
 	AuthHeader            = "header"
 	AuthClientCredentials = "oauth2_client_credentials"
 
+	ClientIPXForwardedFor = "x-forwarded-for"
+	ClientIPForwarded     = "forwarded"
+
 	ProfileSuiteCRM8 = "suitecrm8"
 	ProfileEspoCRM   = "espocrm"
 	ProfileGeneric   = "generic"
@@ -79,7 +82,8 @@ func Default() *Config {
 //   - metrics.roles: the role names of identity.roles, sorted, which are a
 //     bounded set the operator chose.
 func ApplyDefaults(c *Config) {
-	setString(&c.Listen, DefaultListen)
+	setString(&c.Listen.Address, DefaultListen)
+	setString(&c.Listen.ClientIPHeader, ClientIPXForwardedFor)
 	setString(&c.AdminListen, DefaultAdminListen)
 
 	u := &c.Upstream

@@ -13,7 +13,7 @@ func TestDefault(t *testing.T) {
 		name      string
 		got, want any
 	}{
-		{"listen", c.Listen, "127.0.0.1:8080"},
+		{"listen", c.Listen.Address, "127.0.0.1:8080"},
 		{"admin_listen", c.AdminListen, "127.0.0.1:9090"},
 		{"dial_timeout", c.Upstream.DialTimeout, 5 * time.Second},
 		{"response_header_timeout", c.Upstream.ResponseHeaderTimeout, 30 * time.Second},
@@ -65,10 +65,10 @@ func TestApplyDefaults(t *testing.T) {
 		}
 	})
 	t.Run("keeps explicit values", func(t *testing.T) {
-		c := &Config{Listen: ":1", Session: Session{IdleTimeout: time.Minute, CookieName: "c"}}
+		c := &Config{Listen: Listener{Address: ":1"}, Session: Session{IdleTimeout: time.Minute, CookieName: "c"}}
 		c.Identity.Bearer.Algorithms = []string{"EdDSA"}
 		ApplyDefaults(c)
-		if c.Listen != ":1" || c.Session.IdleTimeout != time.Minute || c.Session.CookieName != "c" ||
+		if c.Listen.Address != ":1" || c.Session.IdleTimeout != time.Minute || c.Session.CookieName != "c" ||
 			!reflect.DeepEqual(c.Identity.Bearer.Algorithms, []string{"EdDSA"}) {
 			t.Errorf("explicit values overridden: %+v", c)
 		}

@@ -46,7 +46,17 @@ func (c *Config) Validate() error {
 }
 
 func (c *Config) validateListeners(ps *problems) {
-	lh, lp, lok := checkHostPort(ps, "listen", c.Listen, true)
+	lh, lp, lok := checkHostPort(ps, "listen", c.Listen.Address, true)
+	for i, s := range c.Listen.TrustedProxies {
+		if _, err := ParseTrustedProxy(s); err != nil {
+			ps.add(index("listen.trusted_proxies", i), 0, "%v", err)
+		}
+	}
+	switch c.Listen.ClientIPHeader {
+	case ClientIPXForwardedFor, ClientIPForwarded:
+	default:
+		ps.add("listen.client_ip_header", 0, "must be %s or %s, got %q", ClientIPXForwardedFor, ClientIPForwarded, c.Listen.ClientIPHeader)
+	}
 	ah, ap, aok := checkHostPort(ps, "admin_listen", c.AdminListen, true)
 	if lok && aok && lp == ap && lp != 0 && sameInterface(lh, ah) {
 		ps.add("admin_listen", 0, "must differ from listen: admin endpoints never share the main port")

@@ -50,8 +50,8 @@ func TestValidateAcceptsValid(t *testing.T) {
 			c.AdminListen = ":9090"
 			c.Admin.Token = "0123456789abcdef"
 		}},
-		{"two ephemeral ports", func(c *Config) { c.Listen, c.AdminListen = "127.0.0.1:0", "127.0.0.1:0" }},
-		{"same port on different addresses", func(c *Config) { c.Listen, c.AdminListen = "10.0.0.1:8080", "127.0.0.1:8080" }},
+		{"two ephemeral ports", func(c *Config) { c.Listen.Address, c.AdminListen = "127.0.0.1:0", "127.0.0.1:0" }},
+		{"same port on different addresses", func(c *Config) { c.Listen.Address, c.AdminListen = "10.0.0.1:8080", "127.0.0.1:8080" }},
 		{"every asymmetric algorithm", func(c *Config) { c.Identity.Bearer.Algorithms = asymmetricAlgorithms }},
 		{"header auth", func(c *Config) {
 			c.Upstream.Auth = UpstreamAuth{Type: AuthHeader, Header: "X-Api-Key", Value: "k"}
@@ -115,14 +115,14 @@ func TestValidateRefuses(t *testing.T) {
 		msg    string
 	}{
 		// listeners
-		{"listen missing", func(c *Config) { c.Listen = "" }, "listen", "required"},
-		{"listen without port", func(c *Config) { c.Listen = "8080" }, "listen", "host:port"},
-		{"listen port out of range", func(c *Config) { c.Listen = "127.0.0.1:99999" }, "listen", "invalid port"},
-		{"listen named port", func(c *Config) { c.Listen = "127.0.0.1:http" }, "listen", "invalid port"},
-		{"listen bad host", func(c *Config) { c.Listen = "bad_host!:80" }, "listen", "invalid host"},
-		{"admin equals listen", func(c *Config) { c.AdminListen = c.Listen }, "admin_listen", "must differ"},
-		{"admin on wildcard of listen port", func(c *Config) { c.Listen = ":9090"; c.Admin.Token = "0123456789abcdef" }, "admin_listen", "must differ"},
-		{"admin localhost vs 127.0.0.1", func(c *Config) { c.Listen = "localhost:9090" }, "admin_listen", "must differ"},
+		{"listen missing", func(c *Config) { c.Listen.Address = "" }, "listen", "required"},
+		{"listen without port", func(c *Config) { c.Listen.Address = "8080" }, "listen", "host:port"},
+		{"listen port out of range", func(c *Config) { c.Listen.Address = "127.0.0.1:99999" }, "listen", "invalid port"},
+		{"listen named port", func(c *Config) { c.Listen.Address = "127.0.0.1:http" }, "listen", "invalid port"},
+		{"listen bad host", func(c *Config) { c.Listen.Address = "bad_host!:80" }, "listen", "invalid host"},
+		{"admin equals listen", func(c *Config) { c.AdminListen = c.Listen.Address }, "admin_listen", "must differ"},
+		{"admin on wildcard of listen port", func(c *Config) { c.Listen.Address = ":9090"; c.Admin.Token = "0123456789abcdef" }, "admin_listen", "must differ"},
+		{"admin localhost vs 127.0.0.1", func(c *Config) { c.Listen.Address = "localhost:9090" }, "admin_listen", "must differ"},
 		{"public admin without token", func(c *Config) { c.AdminListen = "0.0.0.0:9090" }, "admin.token", "required"},
 		{"all-interfaces admin without token", func(c *Config) { c.AdminListen = ":9090" }, "admin.token", "required"},
 		{"admin by hostname without token", func(c *Config) { c.AdminListen = "crmgate.internal:9090" }, "admin.token", "required"},

@@ -180,7 +180,7 @@ func composeProblems(t *testing.T, p *types.Project, configPath string) []string
 			published[n] = true
 		}
 	}
-	for what, port := range map[string]int{"listen": hostPort(cfg.Listen), "public_url": urlPort(cfg.PublicURL), "identity.oidc.issuer": urlPort(cfg.Identity.OIDC.Issuer)} {
+	for what, port := range map[string]int{"listen": hostPort(cfg.Listen.Address), "public_url": urlPort(cfg.PublicURL), "identity.oidc.issuer": urlPort(cfg.Identity.OIDC.Issuer)} {
 		if !published[port] {
 			add("%s port %d is not published", what, port)
 		}

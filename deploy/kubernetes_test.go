@@ -472,7 +472,7 @@ func kubeProblems(t *testing.T, r rendered, configPath string) []string {
 	}
 
 	// Ports: the container, the config, the probes, the Services.
-	listen, admin := hostPort(cfg.Listen), hostPort(cfg.AdminListen)
+	listen, admin := hostPort(cfg.Listen.Address), hostPort(cfg.AdminListen)
 	if portOf("http", c) != listen || listen == 0 {
 		add("container port http %d is not listen's port %d", portOf("http", c), listen)
 	}

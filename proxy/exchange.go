@@ -116,6 +116,20 @@ func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 		}
 	}
 	pr.SetXForwarded()
+	// The CRM's own logs get the client crmgate established (see
+	// ClientAddr), not the chain the client or its proxies wrote, nor the
+	// load balancer's address.
+	ip := ""
+	if x != nil {
+		ip = x.input.Request.RemoteIP
+	} else {
+		ip = h.o.ClientAddr.Of(pr.In)
+	}
+	if ip != "" {
+		out.Header.Set("X-Forwarded-For", ip)
+	} else {
+		out.Header.Del("X-Forwarded-For")
+	}
 	// The client's Host header is the client's choice: a CRM that builds
 	// links or reset mails from X-Forwarded-Host would build them for any
 	// host an attacker names.

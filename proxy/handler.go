@@ -9,7 +9,6 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
-	"net"
 	"net/http"
 	"net/http/httputil"
 	"strings"
@@ -101,6 +100,9 @@ type Options struct {
 	Logger      *zap.Logger
 	// Now defaults to time.Now; tests fix it.
 	Now func() time.Time
+	// ClientAddr says who the client is behind trusted proxies; the zero
+	// value trusts no one, so the connection's address is the client's.
+	ClientAddr ClientAddr
 }
 
 // Handler is crmgate's main HTTP handler.
@@ -323,7 +325,7 @@ func (h *Handler) classify(x *exchange) error {
 func (h *Handler) decide(x *exchange) error {
 	x.input.Request = policy.Request{
 		ID: x.id, Method: x.r.Method, Path: x.match.Path,
-		RemoteIP: remoteIP(x.r), Time: x.start.UTC(),
+		RemoteIP: h.o.ClientAddr.Of(x.r), Time: x.start.UTC(),
 	}
 	if x.r.URL.RawQuery != "" {
 		// Without a query the parse would only allocate an empty map,
@@ -427,14 +429,6 @@ func (h *Handler) respondProblem(x *exchange, p *Problem) {
 	default:
 		writeProblem(x.w, p, x.decisionID, "")
 	}
-}
-
-func remoteIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }
 
 // newIDs returns a request id and a decision id, random (version 4) UUIDs

@@ -75,6 +75,10 @@ func Build(ctx context.Context, cfg *config.Config, deps Deps) (*App, error) {
 		client = &http.Client{Timeout: 10 * time.Second}
 	}
 
+	clientAddr, err := buildClientAddr(cfg.Listen)
+	if err != nil {
+		return nil, err
+	}
 	prof, err := buildProfile(cfg.CRM)
 	if err != nil {
 		return nil, err
@@ -173,6 +177,7 @@ func Build(ctx context.Context, cfg *config.Config, deps Deps) (*App, error) {
 		HashKey:        hashKey,
 		MaxRecordIDs:   cfg.DecisionLog.MaxRecordIDs,
 		NoPushdown:     cfg.CRM.Pushdown != nil && !*cfg.CRM.Pushdown,
+		ClientAddr:     clientAddr,
 		StepUpACR:      cfg.Identity.MFA.StepUpACR,
 		StepUpMaxAge:   cfg.Identity.MFA.StepUpMaxAge,
 		PolicyPath:     cfg.Policy.Package,
@@ -367,4 +372,18 @@ func (a *App) Close(ctx context.Context) error {
 		a.sessions.once.Do(func() { err = errors.Join(err, a.sessions.close()) })
 	}
 	return err
+}
+
+// buildClientAddr is listen.trusted_proxies and client_ip_header as the
+// handler uses them.
+func buildClientAddr(l config.Listener) (proxy.ClientAddr, error) {
+	ca := proxy.ClientAddr{Forwarded: l.ClientIPHeader == config.ClientIPForwarded}
+	for _, s := range l.TrustedProxies {
+		p, err := config.ParseTrustedProxy(s)
+		if err != nil {
+			return proxy.ClientAddr{}, fmt.Errorf("listen.trusted_proxies: %w", err)
+		}
+		ca.Trusted = append(ca.Trusted, p)
+	}
+	return ca, nil
 }

@@ -148,9 +148,9 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer, version stri
 	if err != nil {
 		return err
 	}
-	mainLn, err := net.Listen("tcp", cfg.Listen)
+	mainLn, err := net.Listen("tcp", cfg.Listen.Address)
 	if err != nil {
-		return fmt.Errorf("listen %s: %w", cfg.Listen, err)
+		return fmt.Errorf("listen %s: %w", cfg.Listen.Address, err)
 	}
 	adminLn, err := net.Listen("tcp", cfg.AdminListen)
 	if err != nil {

@@ -101,7 +101,7 @@ func Personas() []Persona {
 // demo issuer, the demo CRM and loopback listeners.
 func Config(listen, adminListen, crmURL, issuerURL, adminToken, clientSecret string) *config.Config {
 	c := config.Default()
-	c.Listen = listen
+	c.Listen.Address = listen
 	c.AdminListen = adminListen
 	c.PublicURL = "http://" + listen
 	c.Upstream.URL = crmURL
