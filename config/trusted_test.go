@@ -60,9 +60,9 @@ func TestListenForms(t *testing.T) {
 		t.Errorf("mapping form: %+v", cfg.Listen)
 	}
 	for in, want := range map[string]string{
-		"listen: {address: \"127.0.0.1:9000\", trusted_proxy: [10.0.0.0/8]}\n":        "listen.trusted_proxy",
-		"listen: {address: \"127.0.0.1:9000\", trusted_proxies: [10.0.0.0/0]}\n":      "listen.trusted_proxies[0]",
-		"listen: {address: \"127.0.0.1:9000\", client_ip_header: x-real-ip}\n":        "listen.client_ip_header",
+		"listen: {address: \"127.0.0.1:9000\", trusted_proxy: [10.0.0.0/8]}\n":            "listen.trusted_proxy",
+		"listen: {address: \"127.0.0.1:9000\", trusted_proxies: [10.0.0.0/0]}\n":          "listen.trusted_proxies[0]",
+		"listen: {address: \"127.0.0.1:9000\", client_ip_header: x-real-ip}\n":            "listen.client_ip_header",
 		"listen: {address: \"127.0.0.1:9000\", trusted_proxies: [0.0.0.0/0, \"::/0\"]}\n": "listen.trusted_proxies[1]",
 	} {
 		_, err := Parse([]byte(in+base), func(string) (string, bool) { return "", false }, t.TempDir())
