@@ -299,9 +299,11 @@ func TestPushdownDefenceInDepth(t *testing.T) {
 	if r.Status != http.StatusOK || strings.Contains(string(r.Body), "LEAKED") {
 		t.Fatalf("%d %s", r.Status, r.Body)
 	}
-	if n := metricValue(t, e, "crmgate_pushdown_refused_records_total", map[string]string{"module": "Account"}); n != 1 {
-		t.Errorf("crmgate_pushdown_refused_records_total = %v, want 1", n)
-	}
+	// Metrics are observed once the exchange finishes, which may be just
+	// after the client has the whole answer.
+	eventually(t, "crmgate_pushdown_refused_records_total{module=Account} = 1", func() bool {
+		return metricValue(t, e, "crmgate_pushdown_refused_records_total", map[string]string{"module": "Account"}) == 1
+	})
 	if n := metricValue(t, e, "crmgate_list_pushdown_total", map[string]string{"module": "Account", "level": "exact"}); n != 1 {
 		t.Errorf("crmgate_list_pushdown_total{level=exact} = %v, want 1", n)
 	}
