@@ -36,6 +36,8 @@ Usage:
                                    role × module × action matrix with field rules, by evaluating the policy
   crmgate report dormant --days N --config FILE
                                    users not seen for N days (redis session store)
+  crmgate report reads (--user ID | --record ID) [--since T] (--config FILE | --log PATH...)
+                                   who read a record, what a user read: from the decision-log files
   crmgate version                  print the version
 
 Run "crmgate COMMAND --help" for a command's flags.

@@ -29,9 +29,11 @@ func cmdReport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			return cmdReportAccess(ctx, args[1:], stdout, stderr)
 		case "dormant":
 			return cmdReportDormant(ctx, args[1:], stdout, stderr)
+		case "reads":
+			return cmdReportReads(ctx, args[1:], stdout, stderr)
 		}
 	}
-	fmt.Fprintln(stderr, "Usage: crmgate report access|dormant --config FILE ...")
+	fmt.Fprintln(stderr, "Usage: crmgate report access|dormant|reads ...")
 	return errUsage
 }
 
@@ -195,4 +197,75 @@ func decodeObject(s string) (map[string]any, error) {
 		return nil, errors.New("want one JSON object")
 	}
 	return m, nil
+}
+
+func cmdReportReads(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("report reads", "report reads (--user ID | --record ID) [--module M] [--since T] [--until T] [--format text|json|csv] (--config FILE | --log PATH...)", stderr)
+	user := fs.String("user", "", "what this subject id read")
+	record := fs.String("record", "", "who read this record id")
+	module := fs.String("module", "", "only this module")
+	since := fs.String("since", "", "from: RFC 3339 time, date (UTC) or a duration back from now (36h, 7d)")
+	until := fs.String("until", "", "until (exclusive), same forms as --since")
+	format := fs.String("format", "text", "output format: text, json (one object per line) or csv")
+	cfgPath := fs.String("config", "", "configuration file whose decision_log.file (and its rotated backups) is read")
+	var logs stringList
+	fs.Var(&logs, "log", "a decision-log file (with its rotated backups) or a directory of them; repeatable, instead of --config")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *user == "" && *record == "" {
+		fmt.Fprintln(stderr, "--user or --record is required")
+		fs.Usage()
+		return errUsage
+	}
+	now := time.Now()
+	q := report.ReadQuery{User: *user, Record: *record, Module: *module}
+	for _, t := range []struct {
+		flag string
+		val  string
+		dst  *time.Time
+	}{{"--since", *since, &q.Since}, {"--until", *until, &q.Until}} {
+		if t.val == "" {
+			continue
+		}
+		var err error
+		if *t.dst, err = report.ParseSince(t.val, now); err != nil {
+			fmt.Fprintf(stderr, "%s: %v\n", t.flag, err)
+			return errUsage
+		}
+	}
+	w, err := report.NewReadWriter(stdout, *format)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return errUsage
+	}
+	if len(logs) == 0 {
+		if *cfgPath == "" {
+			fmt.Fprintln(stderr, "--log or --config is required")
+			fs.Usage()
+			return errUsage
+		}
+		cfg, err := loadConfig(fs, *cfgPath)
+		if err != nil {
+			return err
+		}
+		if cfg.DecisionLog.File == "" {
+			return fmt.Errorf("%s writes no decision-log file (decision_log.output is %s): pass the logs with --log", *cfgPath, cfg.DecisionLog.Output)
+		}
+		logs = stringList{cfg.DecisionLog.File}
+	}
+	files, err := report.LogFiles(logs)
+	if err != nil {
+		return err
+	}
+	st, err := report.ScanReads(ctx, files, q, w.Write)
+	fmt.Fprintf(stderr, "%d reads (%d more may include the record: truncated id lists) in %d lines of %d files", st.Matched, st.Maybe, st.Lines, st.Files)
+	if st.Malformed > 0 || st.TooLong > 0 {
+		fmt.Fprintf(stderr, "; skipped %d malformed and %d over-long lines", st.Malformed, st.TooLong)
+	}
+	fmt.Fprintln(stderr)
+	for _, d := range st.Damaged {
+		fmt.Fprintf(stderr, "damaged, read up to the damage: %s\n", d)
+	}
+	return err
 }
