@@ -54,10 +54,10 @@ type Read struct {
 
 // ReadStats says what a scan read and what it could not.
 type ReadStats struct {
-	Files     int
-	Lines     int64
-	Matched   int64
-	Maybe     int64
+	Files   int
+	Lines   int64
+	Matched int64
+	Maybe   int64
 	// Malformed lines are not JSON objects (lines the prefilter skips are
 	// only checked for starting like one).
 	Malformed int64
