@@ -36,6 +36,7 @@ const (
 
 	ProfileSuiteCRM8 = "suitecrm8"
 	ProfileEspoCRM   = "espocrm"
+	ProfileDynamics  = "dynamics"
 	ProfileGeneric   = "generic"
 
 	StoreMemory = "memory"

@@ -48,6 +48,10 @@ type exchange struct {
 	pushReason    string
 	pushed        bool
 	upstreamQuery string
+	// rewritten: the profile forwards its own reading of every query
+	// (profile.Canonicalizer), upstreamQuery, with extraHeader set.
+	rewritten   bool
+	extraHeader http.Header
 
 	respDone        chan struct{} // closed when the response transform ends
 	recordsReturned int
@@ -101,9 +105,11 @@ func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 	out.URL.Scheme = target.Scheme
 	out.URL.Host = target.Host
 	out.URL.Path = joinPath(target.Path, path)
-	out.URL.RawPath = ""
+	// The canonical path is its own escaped form (OData keys keep their
+	// parentheses); where it is not, net/url ignores RawPath and escapes.
+	out.URL.RawPath = out.URL.Path
 	out.URL.RawQuery = pr.In.URL.RawQuery
-	if x != nil && x.pushed {
+	if x != nil && (x.pushed || x.rewritten) {
 		out.URL.RawQuery = x.upstreamQuery
 	}
 	out.Host = target.Host
@@ -142,6 +148,11 @@ func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 	}
 	// Only identity encoding comes back, so the response can be inspected.
 	out.Header.Set("Accept-Encoding", "identity")
+	if x != nil {
+		for k, v := range x.extraHeader {
+			out.Header[k] = v
+		}
+	}
 	if x != nil && x.credName != "" {
 		out.Header.Set(x.credName, x.credValue)
 	}

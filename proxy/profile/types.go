@@ -67,6 +67,11 @@ type Shape struct {
 	// records were filtered out (EspoCRM ["total"], SuiteCRM
 	// ["meta","total-pages"]).
 	TotalPaths [][]string `json:"total_paths,omitempty" yaml:"total_paths,omitempty"`
+	// LinkPaths are URLs in a list envelope that point at the CRM
+	// (Dataverse's @odata.nextLink and @odata.context): the redactor
+	// rewrites them to crmgate's address, or drops them when they point
+	// anywhere else (redact.Plan.Links).
+	LinkPaths [][]string `json:"link_paths,omitempty" yaml:"link_paths,omitempty"`
 }
 
 // Match is the classification of one request.

@@ -148,6 +148,11 @@ type Plan struct {
 	// follow. Zero (first page, or unknown) at worst makes a last page say
 	// "more" once, and the next, empty, page then says "no more".
 	Offset int
+	// Links rewrites each string at Shape.LinkPaths (a URL the CRM built
+	// with its own address); ok false drops the member. With Links nil
+	// the members are dropped: a link to the CRM is never passed on as
+	// it came.
+	Links func(link string) (rewritten string, ok bool)
 }
 
 // Mode says which envelope Transform expects.
@@ -197,6 +202,7 @@ type Compiled struct {
 	*tables
 	rule   RecordRule
 	offset int
+	links  func(string) (string, bool)
 }
 
 // tables are what a plan compiles to apart from its record rule and offset.
@@ -237,7 +243,7 @@ func (p *Plan) Compile() (*Compiled, error) {
 		}
 		compiledTables.put(key, t)
 	}
-	return &Compiled{tables: t, rule: p.Record, offset: p.Offset}, nil
+	return &Compiled{tables: t, rule: p.Record, offset: p.Offset, links: p.Links}, nil
 }
 
 func (p *Plan) tables(fields []string) (*tables, error) {
@@ -296,6 +302,9 @@ func (p *Plan) tables(fields []string) (*tables, error) {
 	if c.listTrie, err = buildTrie(p.Shape.ListPath, nodeList, p.Record != nil && !p.KeepTotals, p.Shape.TotalPaths); err != nil {
 		return nil, fmt.Errorf("compile plan: %w", err)
 	}
+	if err = addLinks(c.listTrie, p.Shape.LinkPaths); err != nil {
+		return nil, fmt.Errorf("compile plan: %w", err)
+	}
 	if c.recTrie, err = buildTrie(p.Shape.RecordPath, nodeRecord, false, nil); err != nil {
 		return nil, fmt.Errorf("compile plan: %w", err)
 	}
@@ -323,6 +332,10 @@ func (p *Plan) appendKey(b []byte, fields []string) []byte {
 	b = binary.AppendUvarint(b, uint64(len(p.Shape.TotalPaths)))
 	for _, tp := range p.Shape.TotalPaths {
 		list(tp)
+	}
+	b = binary.AppendUvarint(b, uint64(len(p.Shape.LinkPaths)))
+	for _, lp := range p.Shape.LinkPaths {
+		list(lp)
 	}
 	list(p.Hidden)
 	// Map order is random; the key lists the masked names sorted. Plans
@@ -436,6 +449,7 @@ const (
 	nodeList
 	nodeRecord
 	nodeTotal
+	nodeLink
 )
 
 // pathNode is one step of the structural paths of a Shape. Exactly one of
@@ -479,6 +493,22 @@ func buildTrie(target []string, kind nodeKind, withTotals bool, totals [][]strin
 		}
 	}
 	return root, nil
+}
+
+// addLinks marks the members at links (top-level envelope members only:
+// the rewrite happens where the envelope is walked).
+func addLinks(root *pathNode, links [][]string) error {
+	for _, lp := range links {
+		if len(lp) != 1 {
+			return fmt.Errorf("link path %q is not one top-level member", lp)
+		}
+		n := root.child(lp[0])
+		if n.kind != nodeInner || len(n.children) > 0 || n.holdsTarget {
+			return fmt.Errorf("link path %q overlaps another path", lp)
+		}
+		n.kind = nodeLink
+	}
+	return nil
 }
 
 func (n *pathNode) child(name string) *pathNode {
