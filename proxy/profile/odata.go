@@ -372,7 +372,9 @@ func (p *odataParser) endLiteral(o ODataOperand) (ODataOperand, error) {
 	return o, nil
 }
 
-func hexByte(c byte) bool { return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F' }
+func hexByte(c byte) bool {
+	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
+}
 
 // guidAt returns 36 when s starts with a GUID 8-4-4-4-12.
 func guidAt(s string) int {
