@@ -215,6 +215,9 @@ func (h *Handler) serve(x *exchange) error {
 	if err := h.pushRecordRule(x); err != nil {
 		return err
 	}
+	if err := h.selectRuleFields(x); err != nil {
+		return err
+	}
 	return h.forward(x)
 }
 

@@ -31,4 +31,9 @@ type Dialect interface {
 // client's. An error wrapping ErrBadQuery refuses the request.
 type Canonicalizer interface {
 	Canonical(m Match, rawQuery string, header http.Header) (query string, extra http.Header, err error)
+	// WithFields widens the column selection of a query Canonical or
+	// Push wrote so that the CRM returns fields (the record rule's);
+	// fields nil means every column. Without it a row would lack the
+	// owner the rule checks and be refused.
+	WithFields(m Match, query string, fields []string) (string, error)
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -217,6 +218,31 @@ func (odataQuery) Canonical(m Match, rawQuery string, h http.Header) (string, ht
 		extra = http.Header{"Prefer": {"odata.maxpagesize=" + size}}
 	}
 	return q.encode(nil), extra, nil
+}
+
+func (odataQuery) WithFields(m Match, query string, fields []string) (string, error) {
+	q, err := parseODataParams(m, query)
+	if err != nil {
+		return "", err
+	}
+	if len(q.selects) == 0 {
+		return query, nil
+	}
+	if fields == nil {
+		q.selects = nil
+		return q.encode(nil), nil
+	}
+	for _, f := range fields {
+		if !odataIdent(f) {
+			// Not a column Dataverse could select: ask for all of them.
+			q.selects = nil
+			return q.encode(nil), nil
+		}
+		if !slices.Contains(q.selects, f) {
+			q.selects = append(q.selects, f)
+		}
+	}
+	return q.encode(nil), nil
 }
 
 // maxPageSize finds odata.maxpagesize among Prefer values; two of them

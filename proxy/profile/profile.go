@@ -236,9 +236,12 @@ func compile(r Route) (*compiled, error) {
 			seg = segment{kind: segLiteral, lit: s}
 		}
 		shape.WriteByte('/')
-		if seg.kind == segLiteral {
+		switch seg.kind {
+		case segLiteral:
 			shape.WriteString(s)
-		} else {
+		case segModuleKey:
+			shape.WriteString("*()")
+		default:
 			shape.WriteByte('*')
 		}
 		c.segs = append(c.segs, seg)
