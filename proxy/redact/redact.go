@@ -219,6 +219,11 @@ type tables struct {
 	want       []string
 	hashKey    []byte
 	maxIDs     int
+	// recLinks are link names (Shape.LinkPaths) met in a record object:
+	// a single record at the document root carries them among its
+	// fields (Dataverse's @odata.context). They are dropped there, not
+	// passed on with the CRM's address.
+	recLinks map[string]bool
 }
 
 // Compile validates p and builds its lookup tables, or reuses those of an
@@ -304,6 +309,12 @@ func (p *Plan) tables(fields []string) (*tables, error) {
 	}
 	if err = addLinks(c.listTrie, p.Shape.LinkPaths); err != nil {
 		return nil, fmt.Errorf("compile plan: %w", err)
+	}
+	for _, lp := range p.Shape.LinkPaths {
+		if c.recLinks == nil {
+			c.recLinks = map[string]bool{}
+		}
+		c.recLinks[lp[len(lp)-1]] = true
 	}
 	if c.recTrie, err = buildTrie(p.Shape.RecordPath, nodeRecord, false, nil); err != nil {
 		return nil, fmt.Errorf("compile plan: %w", err)
