@@ -170,6 +170,13 @@ func (h *Handler) modifyResponse(res *http.Response) error {
 	// not for the client.
 	res.Header.Del("Set-Cookie")
 	res.Header.Del("WWW-Authenticate")
+	// Dataverse names a created row by its URL at the CRM.
+	if v := res.Header.Get("OData-EntityId"); v != "" {
+		res.Header.Del("OData-EntityId")
+		if link, ok := h.rewriteLink(v); ok {
+			res.Header.Set("OData-EntityId", link)
+		}
+	}
 	if !x.decided {
 		return nil // a configured public path: passed through as is
 	}

@@ -238,6 +238,11 @@ func TestDynamicsWriteGuards(t *testing.T) {
 			}
 		})
 	}
+	// A create answers with the new row's URL at crmgate, not at the CRM.
+	r0 := e.do("POST", dynBase+"accounts", "alice", `{"name":"new shop"}`)
+	if id := r0.Header.Get("OData-EntityId"); r0.Status != http.StatusNoContent || !strings.HasPrefix(id, "http://127.0.0.1:1/api/data/v9.2/accounts(") {
+		t.Errorf("create: %d, OData-EntityId %q", r0.Status, id)
+	}
 	// An allowed write goes through and is visible.
 	r := e.do("PATCH", dynBase+"accounts("+emulator.DynamicsID("acc-1")+")", "alice", `{"name":"renamed"}`)
 	if r.Status != http.StatusNoContent {
