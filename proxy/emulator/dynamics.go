@@ -145,7 +145,8 @@ type dyn struct {
 // (evaluated with crmgate's OData parser), $orderby, $top; create answering
 // 204 with OData-EntityId; PATCH as upsert unless If-Match: * ; errors as
 // {"error":{"code":"0x...","message":...}}. Text compares
-// case-insensitively, as Dataverse's SQL collation does.
+// case-insensitively, as Dataverse's SQL collation does. $expand, $apply,
+// $batch and annotations are not emulated: crmgate never forwards them.
 func NewDynamics(ds *Dataset, opts DynamicsOptions) http.Handler {
 	d := &dyn{ds: ds, opts: opts, tok: map[string]time.Time{}}
 	mux := http.NewServeMux()
