@@ -55,7 +55,14 @@ my_reports := {u | some u, info in users; info.manager == me}
 # The CRM users in the caller's teams.
 my_team_members := {u | some u, info in users; info.team in input.subject.teams}
 
-my_team_crm_ids := {crm_id(u) | some u in my_team_members}
+# A team's records: its members' and, where the CRM lets a team own
+# records (a Dataverse owner team, crm_team_ids), the team's own.
+my_team_crm_ids := {crm_id(u) | some u in my_team_members} | my_owner_teams
+
+my_owner_teams := {id |
+	some t in input.subject.teams
+	id := data.crmgate_data.crm_team_ids[input.resource.crm][t]
+}
 
 my_report_crm_ids := {crm_id(u) | some u in my_reports}
 

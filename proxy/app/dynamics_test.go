@@ -152,6 +152,27 @@ func TestDynamicsListFiltering(t *testing.T) {
 	if f := q.Get("$filter"); !strings.HasPrefix(f, "((") || !strings.Contains(f, ") and (") {
 		t.Errorf("upstream $filter %q is not (rule) and (client)", f)
 	}
+	// A row owned by alice's owner team (Dataverse teams own rows too) is
+	// hers to see; the team's GUID is in the pushed filter.
+	e.ds.Put("Accounts", "acc-t12", map[string]any{"name": "Store-12 walk-in customers", "assigned_user_id": "team-store-12"})
+	e.upstream.reset()
+	rows = dynList(t, e, "alice", dynBase+"accounts")
+	if len(rows) != 5 {
+		t.Errorf("alice sees %d accounts with her team's own, want 5", len(rows))
+	}
+	q, _ = url.ParseQuery(e.upstream.crmRequests()[0].Query)
+	if f := q.Get("$filter"); !strings.Contains(f, "_ownerid_value eq "+emulator.DynamicsID("team-store-12")) {
+		t.Errorf("pushed $filter %q lacks the owner team", f)
+	}
+	if rows := dynList(t, e, "pat", dynBase+"accounts"); len(rows) != 1 {
+		t.Errorf("pat sees the team's account: %v", rows)
+	}
+	if r := e.do("GET", dynBase+"teams", "sam", ""); r.Status != 200 || !strings.Contains(string(r.Body), `"name":"store-12"`) {
+		t.Errorf("teams: %d %s", r.Status, r.Body)
+	}
+	if r := e.do("GET", dynBase+"teams", "alice", ""); r.Status != http.StatusForbidden {
+		t.Errorf("alice lists teams: %d", r.Status)
+	}
 	// A customer sees her own account only.
 	rows = dynList(t, e, "pat", dynBase+"accounts")
 	if len(rows) != 1 || rows[0]["accountid"] != emulator.DynamicsID("acc-1") {

@@ -32,6 +32,9 @@ type DynamicsOptions struct {
 type dynTable struct {
 	set, logical, key, suite string
 	fields                   []fieldMap // suite → Dataverse name
+	// rows, when set, derives the table from the dataset instead of a
+	// module of its own (teams and business units, read-only).
+	rows func(ds *Dataset) []map[string]any
 }
 
 func dynFields(pairs ...string) []fieldMap {
@@ -49,35 +52,42 @@ var dynTables = []dynTable{
 	{"accounts", "account", "accountid", "Accounts", dynFields("name", "name", "account_type", "customertypecode",
 		"industry", "industrycode", "assigned_user_id", "_ownerid_value", "phone_office", "telephone1",
 		"email1", "emailaddress1", "billing_address_street", "address1_line1", "billing_address_city", "address1_city",
-		"billing_address_postalcode", "address1_postalcode")},
+		"billing_address_postalcode", "address1_postalcode"), nil},
 	{"contacts", "contact", "contactid", "Contacts", dynFields("name", "fullname", "first_name", "firstname",
 		"last_name", "lastname", "account_id", "_parentcustomerid_value", "assigned_user_id", "_ownerid_value",
 		"phone_work", "telephone1", "phone_mobile", "mobilephone", "email1", "emailaddress1", "birthdate", "birthdate",
-		"primary_address_city", "address1_city")},
+		"primary_address_city", "address1_city"), nil},
 	{"leads", "lead", "leadid", "Leads", dynFields("name", "fullname", "first_name", "firstname", "last_name", "lastname",
 		"status", "statuscode", "lead_source", "leadsourcecode", "account_name", "companyname",
-		"assigned_user_id", "_ownerid_value", "phone_work", "telephone1", "email1", "emailaddress1")},
+		"assigned_user_id", "_ownerid_value", "phone_work", "telephone1", "email1", "emailaddress1"), nil},
 	{"opportunities", "opportunity", "opportunityid", "Opportunities", dynFields("name", "name", "amount", "estimatedvalue",
 		"sales_stage", "stepname", "probability", "closeprobability", "date_closed", "estimatedclosedate",
-		"account_id", "_parentaccountid_value", "assigned_user_id", "_ownerid_value")},
+		"account_id", "_parentaccountid_value", "assigned_user_id", "_ownerid_value"), nil},
 	{"incidents", "incident", "incidentid", "Cases", dynFields("name", "title", "case_number", "ticketnumber",
-		"status", "statuscode", "priority", "prioritycode", "account_id", "_customerid_value", "assigned_user_id", "_ownerid_value")},
+		"status", "statuscode", "priority", "prioritycode", "account_id", "_customerid_value", "assigned_user_id", "_ownerid_value"), nil},
 	{"phonecalls", "phonecall", "activityid", "Calls", dynFields("name", "subject", "status", "statuscode",
 		"direction", "directioncode", "date_start", "scheduledstart", "parent_id", "_regardingobjectid_value",
-		"assigned_user_id", "_ownerid_value")},
+		"assigned_user_id", "_ownerid_value"), nil},
 	{"appointments", "appointment", "activityid", "Meetings", dynFields("name", "subject", "status", "statuscode",
-		"date_start", "scheduledstart", "location", "location", "parent_id", "_regardingobjectid_value", "assigned_user_id", "_ownerid_value")},
+		"date_start", "scheduledstart", "location", "location", "parent_id", "_regardingobjectid_value", "assigned_user_id", "_ownerid_value"), nil},
 	{"tasks", "task", "activityid", "Tasks", dynFields("name", "subject", "status", "statuscode", "date_due", "scheduledend",
-		"parent_id", "_regardingobjectid_value", "assigned_user_id", "_ownerid_value")},
+		"parent_id", "_regardingobjectid_value", "assigned_user_id", "_ownerid_value"), nil},
 	{"products", "product", "productid", "AOS_Products", dynFields("name", "name", "part_number", "productnumber",
-		"cost", "standardcost", "price", "price")},
+		"cost", "standardcost", "price", "price"), nil},
 	{"systemusers", "systemuser", "systemuserid", "Users", dynFields("name", "fullname", "first_name", "firstname",
 		"last_name", "lastname", "title", "title", "user_name", "domainname", "email1", "internalemailaddress",
-		"phone_work", "address1_telephone1", "reports_to_id", "_parentsystemuserid_value", "status", "new_status")},
+		"phone_work", "address1_telephone1", "reports_to_id", "_parentsystemuserid_value", "status", "new_status",
+		"business_unit", "_businessunitid_value"), nil},
+	{set: "teams", logical: "team", key: "teamid", fields: dynFields("name", "name", "business_unit", "_businessunitid_value",
+		"team_type", "teamtype"), rows: dynTeams},
+	{set: "businessunits", logical: "businessunit", key: "businessunitid", fields: dynFields("name", "name"),
+		rows: func(*Dataset) []map[string]any {
+			return []map[string]any{{"id": "bu-root", "name": "Department store"}}
+		}},
 	{"new_employees", "new_employee", "new_employeeid", "Employees", dynFields("name", "new_name", "first_name", "new_firstname",
 		"last_name", "new_lastname", "title", "new_jobtitle", "department", "new_department", "reports_to_id", "_new_manager_value",
 		"assigned_user_id", "_ownerid_value", "phone_work", "new_telephone", "phone_mobile", "new_mobilephone",
-		"email1", "new_email", "salary_c", "new_salary", "employee_status", "new_status")},
+		"email1", "new_email", "salary_c", "new_salary", "employee_status", "new_status"), nil},
 }
 
 // dynLinks are collection-valued navigation properties: rows of target
@@ -89,6 +99,31 @@ var dynLinks = map[string]struct{ target, fk string }{
 	"Account_Phonecalls":            {"phonecalls", "parent_id"},
 	"Account_Tasks":                 {"tasks", "parent_id"},
 	"Account_Appointments":          {"appointments", "parent_id"},
+}
+
+// dynTeams are the owner teams, one per department of the users (team
+// ids "team-<department>", as a record's assigned_user_id names a team
+// owner), all in the root business unit.
+func dynTeams(ds *Dataset) []map[string]any {
+	seen := map[string]bool{}
+	var out []map[string]any
+	for _, u := range ds.snapshot("Users") {
+		dept, _ := u["department"].(string)
+		if dept == "" || seen[dept] {
+			continue
+		}
+		seen[dept] = true
+		out = append(out, map[string]any{"id": "team-" + dept, "name": dept, "business_unit": "bu-root", "team_type": float64(0)})
+	}
+	return out
+}
+
+// records are the table's rows as dataset records.
+func (d *dyn) records(t *dynTable) []map[string]any {
+	if t.rows != nil {
+		return t.rows(d.ds)
+	}
+	return d.ds.snapshot(t.suite)
 }
 
 func dynTableBySet(set string) *dynTable {
@@ -247,8 +282,10 @@ func (d *dyn) route(w http.ResponseWriter, r *http.Request) {
 		d.related(w, r, t, key, segs[1])
 	case len(segs) == 2:
 		d.fail(w, r, http.StatusMethodNotAllowed, "0x80060888", "The requested resource does not support http method '"+r.Method+"'.")
+	case t.rows != nil && r.Method != http.MethodGet:
+		d.fail(w, r, http.StatusMethodNotAllowed, "0x80060888", "The requested resource does not support http method '"+r.Method+"'.")
 	case !hasKey && r.Method == http.MethodGet:
-		d.list(w, r, t, d.ds.snapshot(t.suite), t.set)
+		d.list(w, r, t, d.records(t), t.set)
 	case !hasKey && r.Method == http.MethodPost:
 		d.create(w, r, t)
 	case hasKey && r.Method == http.MethodGet:
@@ -280,8 +317,11 @@ func (d *dyn) render(t *dynTable, rec map[string]any, sel []string) map[string]a
 		}
 		row[f.espo] = v
 	}
-	if t.set == "products" {
+	switch t.set {
+	case "products":
 		row["currentcost"] = row["standardcost"]
+	case "systemusers":
+		row["_businessunitid_value"] = DynamicsID("bu-root")
 	}
 	id := DynamicsID(fmt.Sprint(rec["id"]))
 	row[t.key] = id
@@ -301,7 +341,7 @@ func (d *dyn) render(t *dynTable, rec map[string]any, sel []string) map[string]a
 }
 
 func (d *dyn) find(t *dynTable, key string) (map[string]any, bool) {
-	for _, rec := range d.ds.snapshot(t.suite) {
+	for _, rec := range d.records(t) {
 		if DynamicsID(fmt.Sprint(rec["id"])) == key {
 			return rec, true
 		}
