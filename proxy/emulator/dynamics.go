@@ -308,6 +308,10 @@ func (d *dyn) render(t *dynTable, rec map[string]any, sel []string) map[string]a
 		if !ok {
 			continue
 		}
+		if s, isStr := v.(string); isStr && len(s) == len("2006-01-02 15:04:05") && s[10] == ' ' {
+			// Dataverse writes date-times as ISO 8601 in UTC.
+			v = s[:10] + "T" + s[11:] + "Z"
+		}
 		if s, isStr := v.(string); isStr && strings.HasPrefix(f.espo, "_") {
 			if s == "" {
 				v = nil
