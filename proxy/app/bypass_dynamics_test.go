@@ -3,6 +3,7 @@ package app_test
 import (
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 
@@ -25,8 +26,14 @@ func dynamicsAttacks() []attack {
 	other := []string{"Riley household", "Quinn family", acc2, g("acc-6")}
 	// A problem names the refused column; its values must not appear.
 	buy := []string{`"standardcost":`, `"currentcost":`, "310", "820"}
-	// alice's team rule as crmgate writes it (cond sorts the owners).
-	rule := "((_ownerid_value eq " + g("u-sales2") + " or _ownerid_value eq " + g("u-mgr") + ") or _ownerid_value eq " + g("u-sales1") + ")"
+	// alice's team rule as crmgate writes it: her team's users and its
+	// owner team, sorted (cond.In), as an or-chain.
+	owners := []string{g("u-sales1"), g("u-sales2"), g("u-mgr"), g("team-store-12")}
+	slices.Sort(owners)
+	rule := "_ownerid_value eq " + owners[0]
+	for _, o := range owners[1:] {
+		rule = "(" + rule + " or _ownerid_value eq " + o + ")"
+	}
 	dyn := func(name, method, path, body string, status int, kind string, leak []string) attack {
 		return attack{name: "dynamics/" + name, crm: "dynamics", method: method, path: path, persona: "alice",
 			body: body, status: status, kind: kind, leak: leak}
