@@ -39,6 +39,7 @@ const (
 
 	ProfileSuiteCRM8 = "suitecrm8"
 	ProfileEspoCRM   = "espocrm"
+	ProfileDynamics  = "dynamics"
 	ProfileGeneric   = "generic"
 
 	StoreMemory = "memory"

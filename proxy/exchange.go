@@ -48,6 +48,10 @@ type exchange struct {
 	pushReason    string
 	pushed        bool
 	upstreamQuery string
+	// rewritten: the profile forwards its own reading of every query
+	// (profile.Canonicalizer), upstreamQuery, with extraHeader set.
+	rewritten   bool
+	extraHeader http.Header
 
 	respDone        chan struct{} // closed when the response transform ends
 	recordsReturned int
@@ -101,9 +105,11 @@ func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 	out.URL.Scheme = target.Scheme
 	out.URL.Host = target.Host
 	out.URL.Path = joinPath(target.Path, path)
-	out.URL.RawPath = ""
+	// The canonical path is its own escaped form (OData keys keep their
+	// parentheses); where it is not, net/url ignores RawPath and escapes.
+	out.URL.RawPath = out.URL.Path
 	out.URL.RawQuery = pr.In.URL.RawQuery
-	if x != nil && x.pushed {
+	if x != nil && (x.pushed || x.rewritten) {
 		out.URL.RawQuery = x.upstreamQuery
 	}
 	out.Host = target.Host
@@ -156,6 +162,11 @@ func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 	}
 	// Only identity encoding comes back, so the response can be inspected.
 	out.Header.Set("Accept-Encoding", "identity")
+	if x != nil {
+		for k, v := range x.extraHeader {
+			out.Header[k] = v
+		}
+	}
 	if x != nil && x.credName != "" {
 		out.Header.Set(x.credName, x.credValue)
 	}
@@ -173,6 +184,13 @@ func (h *Handler) modifyResponse(res *http.Response) error {
 	// not for the client.
 	res.Header.Del("Set-Cookie")
 	res.Header.Del("WWW-Authenticate")
+	// Dataverse names a created row by its URL at the CRM.
+	if v := res.Header.Get("OData-EntityId"); v != "" {
+		res.Header.Del("OData-EntityId")
+		if link, ok := h.rewriteLink(v); ok {
+			res.Header.Set("OData-EntityId", link)
+		}
+	}
 	if !x.decided {
 		return nil // a configured public path: passed through as is
 	}

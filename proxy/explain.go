@@ -186,8 +186,13 @@ func (t recordTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		res.StatusCode, res.Body = http.StatusNotFound, io.NopCloser(strings.NewReader("{}"))
 		return res, nil
 	}
-	id := path.Base(req.URL.Path)
-	body, err := json.Marshal(envelope(t.profile.Shape, t.record, id))
+	id, shape := path.Base(req.URL.Path), t.profile.Shape
+	if m, err := t.profile.Classify(http.MethodGet, req.URL.EscapedPath(), nil); err == nil && m.ID != "" {
+		// OData keys sit inside a segment (accounts(guid)), and the id
+		// field is the table's own.
+		id, shape = m.ID, t.profile.ShapeFor(m.Module)
+	}
+	body, err := json.Marshal(envelope(shape, t.record, id))
 	if err != nil {
 		return nil, fmt.Errorf("explain: encode record: %w", err)
 	}

@@ -64,7 +64,13 @@ func (h *Handler) guardQuery(x *exchange) error {
 	for _, f := range refs {
 		switch f.Use {
 		case profile.UseFilter, profile.UseSort:
-			if h.fieldHidden(d, f.Name) {
+			if h.fieldHidden(d, x.responseModule(), f.Name) {
+				bad = append(bad, f.Name)
+			}
+		case profile.UseSelect:
+			// Masked fields may be selected (they come back masked);
+			// hidden ones and those outside the allow-list may not.
+			if f.Strict && h.fieldRemoved(d, x.responseModule(), f.Name) {
 				bad = append(bad, f.Name)
 			}
 		case profile.UseText:
@@ -81,7 +87,7 @@ func (h *Handler) guardQuery(x *exchange) error {
 
 // fieldHidden reports whether any name a field reference can mean is
 // hidden, masked or outside the allow-list, case-insensitively.
-func (h *Handler) fieldHidden(d *policy.Decision, ref string) bool {
+func (h *Handler) fieldHidden(d *policy.Decision, module, ref string) bool {
 	for _, name := range profile.FieldRefParts(ref) {
 		if containsFold(d.HiddenFields, name) {
 			return true
@@ -91,7 +97,20 @@ func (h *Handler) fieldHidden(d *policy.Decision, ref string) bool {
 				return true
 			}
 		}
-		if d.VisibleDefined && !containsFold(d.VisibleFields, name) && !strings.EqualFold(name, h.o.Profile.Shape.IDField) {
+		if d.VisibleDefined && !containsFold(d.VisibleFields, name) && !strings.EqualFold(name, h.o.Profile.IDField(module)) {
+			return true
+		}
+	}
+	return false
+}
+
+// fieldRemoved reports whether the response would remove the field.
+func (h *Handler) fieldRemoved(d *policy.Decision, module, ref string) bool {
+	for _, name := range profile.FieldRefParts(ref) {
+		if containsFold(d.HiddenFields, name) {
+			return true
+		}
+		if d.VisibleDefined && !containsFold(d.VisibleFields, name) && !strings.EqualFold(name, h.o.Profile.IDField(module)) {
 			return true
 		}
 	}
@@ -156,7 +175,7 @@ func (h *Handler) guardCreateID(x *exchange) error {
 	if err != nil {
 		return errBadRequest("The request body is not valid JSON (duplicate keys are refused).", "bad json", err)
 	}
-	shape := h.o.Profile.Shape
+	shape := h.o.Profile.ShapeFor(x.match.Module)
 	rec, err := writtenFields(doc, shape.RecordPath, nil, policy.ActionRead)
 	if err != nil {
 		return errBadRequest("The request body is not shaped as this CRM expects.", "bad body shape", err)

@@ -90,6 +90,10 @@ type Options struct {
 	// every list is filtered after the CRM answers (config
 	// crm.pushdown: false).
 	NoPushdown bool
+	// PublicURL is crmgate's own external base URL (server.public_url):
+	// links the CRM writes into its answers (@odata.nextLink) are
+	// rewritten to it. Empty: they become path-absolute references.
+	PublicURL string
 	// StepUpACR and StepUpMaxAge go into RFC 9470 challenges.
 	StepUpACR    string
 	StepUpMaxAge time.Duration
@@ -213,6 +217,9 @@ func (h *Handler) serve(x *exchange) error {
 	if err := h.pushRecordRule(x); err != nil {
 		return err
 	}
+	if err := h.selectRuleFields(x); err != nil {
+		return err
+	}
 	return h.forward(x)
 }
 
@@ -318,7 +325,23 @@ func (h *Handler) classify(x *exchange) error {
 	}
 	x.match = m
 	x.input.Resource = policy.Resource{CRM: h.o.Profile.Name, Module: m.Module, ID: m.ID, Action: m.Action}
+	if c, ok := h.o.Profile.Dialect.(profile.Canonicalizer); ok {
+		q, extra, err := c.Canonical(m, x.r.URL.RawQuery, x.r.Header)
+		if err != nil {
+			return errBadRequest("The query is not one crmgate can check: "+queryProblem(err), "bad query", err)
+		}
+		x.upstreamQuery, x.rewritten, x.extraHeader = q, true, extra
+	}
 	return nil
+}
+
+// queryProblem is the part of a query error a client can act on.
+func queryProblem(err error) string {
+	msg := err.Error()
+	if i := strings.LastIndex(msg, ": "+profile.ErrBadQuery.Error()); i >= 0 {
+		msg = msg[:i]
+	}
+	return msg
 }
 
 // decide runs the one policy evaluation for the request.

@@ -61,6 +61,31 @@ func (h *Handler) pushRecordRule(x *exchange) error {
 	return nil
 }
 
+// selectRuleFields makes sure a read whose query selects columns also
+// asks for those the record rule reads (the owner, the account), for
+// profiles that forward their own reading of the query: otherwise every
+// row would lack them and be refused.
+func (h *Handler) selectRuleFields(x *exchange) error {
+	c, ok := h.o.Profile.Dialect.(profile.Canonicalizer)
+	if !ok || !x.rewritten || x.match.Action != policy.ActionRead && x.match.Action != policy.ActionList {
+		return nil
+	}
+	f := x.filter
+	if f == nil {
+		var err error
+		if f, err = h.o.Policy.RecordFilter(x.r.Context(), x.recordInput()); err != nil {
+			return errPolicy(err)
+		}
+		x.filter = f
+	}
+	q, err := c.WithFields(x.match, x.upstreamQuery, f.Fields())
+	if err != nil {
+		return errBadRequest("The query is not one crmgate can check: "+queryProblem(err), "bad query", err)
+	}
+	x.upstreamQuery = q
+	return nil
+}
+
 // recordPushdown meters a list's pushdown once its response is done: with
 // an exact pushdown every record the rule still refused is a disagreement
 // between CRM and policy (a case-insensitive comparison in the CRM's

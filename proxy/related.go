@@ -49,6 +49,14 @@ func (x *exchange) fieldDecision() *policy.Decision {
 	return &x.decision
 }
 
+// responseModule is the module of the records in this response.
+func (x *exchange) responseModule() string {
+	if x.related != nil {
+		return x.related.module
+	}
+	return x.match.Module
+}
+
 // recordInput is the input the record rule is compiled for.
 func (x *exchange) recordInput() *policy.Input {
 	if x.related != nil {

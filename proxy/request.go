@@ -207,7 +207,7 @@ func (h *Handler) guardWrite(x *exchange) error {
 		switch {
 		case containsFold(d.ReadonlyFields, f), containsFold(d.HiddenFields, f):
 			bad = append(bad, f)
-		case d.VisibleDefined && !containsFold(d.VisibleFields, f) && !strings.EqualFold(f, h.o.Profile.Shape.IDField):
+		case d.VisibleDefined && !containsFold(d.VisibleFields, f) && !strings.EqualFold(f, h.o.Profile.IDField(x.match.Module)):
 			bad = append(bad, f)
 		}
 	}

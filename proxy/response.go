@@ -94,7 +94,7 @@ func (h *Handler) enforceResponse(x *exchange, res *http.Response) error {
 	}
 	fd := x.fieldDecision()
 	plan := redact.Plan{
-		Shape:          h.o.Profile.Shape,
+		Shape:          h.o.Profile.ShapeFor(x.responseModule()),
 		Hidden:         fd.HiddenFields,
 		Masked:         fd.MaskedFields,
 		Visible:        fd.VisibleFields,
@@ -102,6 +102,7 @@ func (h *Handler) enforceResponse(x *exchange, res *http.Response) error {
 		HashKey:        h.o.HashKey,
 		MaxRecordIDs:   h.o.MaxRecordIDs,
 		Offset:         queryOffset(x.r),
+		Links:          h.rewriteLink,
 	}
 	if x.related != nil {
 		// The link chose the module whose rules apply; a record of any

@@ -66,7 +66,7 @@ func (h *Handler) fetchRecord(x *exchange) (map[string]any, error) {
 	}
 	u := *h.o.Upstream.URL
 	u.Path = joinPath(u.Path, path)
-	u.RawPath, u.RawQuery = "", ""
+	u.RawPath, u.RawQuery = u.Path, ""
 	req, err := http.NewRequestWithContext(x.r.Context(), http.MethodGet, u.String(), nil)
 	if err != nil {
 		return nil, upstreamErrorProblem(err)
@@ -106,7 +106,7 @@ func (h *Handler) fetchRecord(x *exchange) (map[string]any, error) {
 	if err != nil {
 		return nil, errResponseUninspectable(fmt.Errorf("check target: %w", err))
 	}
-	shape := h.o.Profile.Shape
+	shape := h.o.Profile.ShapeFor(x.match.Module)
 	recObj, err := writtenFields(doc, shape.RecordPath, nil, policy.ActionRead)
 	if err != nil {
 		return nil, errResponseUninspectable(fmt.Errorf("check target: %w", err))

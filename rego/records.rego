@@ -27,7 +27,22 @@ account_field := record_fields.account[class]
 # members), so crmgate can hand the comparison to the CRM's own list query.
 record_owner := input.record[owner_field]
 
-record_of_my_account if input.record[account_field] == my_account
+record_of_my_account if input.record[account_field] == crm_id(my_account)
+
+# The record's own id; Dataverse names it per table (contactid).
+record_id := input.record[record_id_field]
+
+record_id_field := f if {
+	f := record_fields.id[class]
+} else := "id"
+
+# An id from the subject or the users table (u-sales1, acc-1) as this CRM
+# stores it: Dataverse keys rows by GUID (data.crmgate_data.crm_ids), the
+# PHP CRMs use the ids themselves. An id the table does not map is
+# undefined: it matches no record.
+crm_id(id) := data.crmgate_data.crm_ids[input.resource.crm][id]
+
+crm_id(id) := id if not data.crmgate_data.crm_ids[input.resource.crm]
 
 # CRM classes whose records belong to a salesperson.
 sales_classes := {"account", "contact", "lead", "opportunity", "call", "meeting", "task", "note"}
@@ -39,6 +54,17 @@ my_reports := {u | some u, info in users; info.manager == me}
 
 # The CRM users in the caller's teams.
 my_team_members := {u | some u, info in users; info.team in input.subject.teams}
+
+# A team's records: its members' and, where the CRM lets a team own
+# records (a Dataverse owner team, crm_team_ids), the team's own.
+my_team_crm_ids := {crm_id(u) | some u in my_team_members} | my_owner_teams
+
+my_owner_teams := {id |
+	some t in input.subject.teams
+	id := data.crmgate_data.crm_team_ids[input.resource.crm][t]
+}
+
+my_report_crm_ids := {crm_id(u) | some u in my_reports}
 
 # Personnel record ids of a CRM user: SuiteCRM and EspoCRM give an employee
 # the id of its user; an HR system may use the employee id instead.
@@ -64,7 +90,7 @@ record_ok("customer") if {
 
 record_ok("customer") if {
 	class == "contact"
-	input.record.id == my_contact
+	record_id == crm_id(my_contact)
 }
 
 record_ok("customer") if class == "product"
@@ -74,19 +100,19 @@ record_ok("customer") if class == "product"
 record_ok(role) if {
 	role in {"sales", "line_manager"}
 	class in sales_classes
-	record_owner == me
+	record_owner == crm_id(me)
 }
 
 record_ok(role) if {
 	role in {"sales", "line_manager"}
 	class in sales_classes
 	action != "delete"
-	record_owner in my_team_members
+	record_owner in my_team_crm_ids
 }
 
 record_ok("line_manager") if {
 	class in sales_classes
-	record_owner in my_reports
+	record_owner in my_report_crm_ids
 }
 
 record_ok(role) if {
@@ -100,7 +126,7 @@ record_ok("support") if class in {"case", "account", "contact"}
 record_ok(role) if {
 	role in {"sales", "line_manager", "inventory_manager", "support"}
 	class == "employee"
-	input.record.id in personnel_visible_to(role)
+	record_id in {crm_id(i) | some i in personnel_visible_to(role)}
 }
 
 record_ok("admin")
@@ -116,10 +142,10 @@ record_hidden_fields contains f if {
 
 salary_visible if "admin" in active_roles
 
-salary_visible if input.record.id in personnel_ids(me)
+salary_visible if record_id in {crm_id(i) | some i in personnel_ids(me)}
 
 salary_visible if {
 	"line_manager" in active_roles
 	some u in my_reports
-	input.record.id in personnel_ids(u)
+	record_id in {crm_id(i) | some i in personnel_ids(u)}
 }

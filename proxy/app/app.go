@@ -173,6 +173,7 @@ func Build(ctx context.Context, cfg *config.Config, deps Deps) (*App, error) {
 			Credential:            cred,
 		},
 		PublicPath:     cfg.PublicPath,
+		PublicURL:      cfg.PublicURL,
 		MaxRequestBody: cfg.Upstream.MaxRequestBody,
 		HashKey:        hashKey,
 		MaxRecordIDs:   cfg.DecisionLog.MaxRecordIDs,

@@ -64,6 +64,7 @@ var upstreamHeaders = []string{
 	"Accept", "Accept-Language", "Content-Type", "If-Match", "If-None-Match", "If-Modified-Since",
 	"If-Unmodified-Since", "User-Agent", "X-Request-Id", "X-Forwarded-For", "X-Forwarded-Proto",
 	"Authorization", "X-Api-Key", "Accept-Encoding", "Content-Length",
+	"Prefer", // dynamics: odata.maxpagesize only (checked in bypass_dynamics_test.go)
 }
 
 // clientRequestID is the X-Request-Id attackers send; crmgate's own id

@@ -56,7 +56,7 @@ func (rc *recorder) crmRequests() []seen {
 	defer rc.mu.Unlock()
 	var out []seen
 	for _, s := range rc.reqs {
-		if s.Path == "/Api/access_token" {
+		if s.Path == "/Api/access_token" || strings.HasSuffix(s.Path, "/oauth2/v2.0/token") {
 			continue
 		}
 		out = append(out, s)
@@ -145,6 +145,8 @@ func newEnvWithPolicy(t testing.TB, crm string, policyFS fs.FS, opts ...envOptio
 		crmHandler = emulator.NewSuiteCRM(e.ds, emulator.SuiteOptions{ClientID: "crmgate", ClientSecret: "s3cret"})
 	case "espocrm":
 		crmHandler = emulator.NewEspoCRM(e.ds, emulator.EspoOptions{APIKey: "espo-key"})
+	case "dynamics":
+		crmHandler = emulator.NewDynamics(e.ds, emulator.DynamicsOptions{Tenant: "contoso-tenant", ClientID: "crmgate", ClientSecret: "s3cret"})
 	default:
 		t.Fatalf("unknown crm %q", crm)
 	}
@@ -156,6 +158,9 @@ func newEnvWithPolicy(t testing.TB, crm string, policyFS fs.FS, opts ...envOptio
 	cfg.CRM.Profile = crm
 	if crm == "espocrm" {
 		cfg.Upstream.Auth = config.UpstreamAuth{Type: "header", Header: "X-Api-Key", Value: "espo-key"}
+	}
+	if crm == "dynamics" {
+		cfg.Upstream.Auth = demo.DynamicsAuth(up.URL, "s3cret")
 	}
 	for _, o := range opts {
 		o(cfg)

@@ -34,10 +34,10 @@ func ownRecordsPolicy(t testing.TB) fs.FS {
 		}
 		if p == "records.rego" {
 			s := string(b)
-			if !strings.Contains(s, "record_owner in my_team_members") {
+			if !strings.Contains(s, "record_owner in my_team_crm_ids") {
 				t.Fatal("records.rego no longer has the team rule: update the test")
 			}
-			b = []byte(strings.ReplaceAll(s, "record_owner in my_team_members", "record_owner == me"))
+			b = []byte(strings.ReplaceAll(s, "record_owner in my_team_crm_ids", "record_owner == crm_id(me)"))
 		}
 		m[p] = &fstest.MapFile{Data: b}
 		return nil

@@ -27,7 +27,8 @@ const usage = `crmgate — identity-aware reverse proxy for CRMs
 Usage:
   crmgate serve   --config FILE    run the proxy
   crmgate check   --config FILE    validate config, compile the policy, run its tests
-  crmgate demo    [--listen ADDR]  run a self-contained demo (demo CRM, demo IdP, reference policy)
+  crmgate demo    [--listen ADDR] [--crm suitecrm8|dynamics]
+                                   run a self-contained demo (demo CRM, demo IdP, reference policy)
   crmgate sessions revoke --user ID --config FILE
                                    end every browser session of a user (redis session store)
   crmgate explain --config FILE --subject FILE_OR_JSON --path PATH [--method M] [--body JSON] [--record JSON]
@@ -207,14 +208,15 @@ func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 }
 
 func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer, version string) error {
-	fs := newFlags("demo", "demo [--listen ADDR]", stderr)
+	fs := newFlags("demo", "demo [--listen ADDR] [--crm suitecrm8|dynamics]", stderr)
 	listen := fs.String("listen", "127.0.0.1:8080", "address of the demo proxy (loopback only)")
+	crm := fs.String("crm", demo.DefaultCRM, "the demo CRM to put crmgate in front of")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	log := newLogger(stderr)
 	defer func() { _ = log.Sync() }()
-	return demo.Run(ctx, demo.Options{Listen: *listen, Out: stdout, Logger: log, Version: version})
+	return demo.Run(ctx, demo.Options{Listen: *listen, Out: stdout, Logger: log, Version: version, CRM: *crm})
 }
 
 func cmdSessions(ctx context.Context, args []string, stdout, stderr io.Writer) error {

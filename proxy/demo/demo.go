@@ -41,6 +41,8 @@ type Options struct {
 	DecisionLog zapcore.WriteSyncer
 	// Ready, when set, receives the running demo once it serves (tests).
 	Ready func(*Env)
+	// CRM names the demo CRM (CRMs); empty is DefaultCRM.
+	CRM string
 }
 
 // Persona is a demo user with a ready-made bearer token.
@@ -162,9 +164,13 @@ func Run(ctx context.Context, o Options) error {
 		dlog = zapcore.Lock(os.Stderr)
 	}
 
+	crm, err := lookupCRM(o.CRM)
+	if err != nil {
+		return err
+	}
 	clientSecret := randomHex(16)
 	ds := emulator.DepartmentStore()
-	crmLn, crmSrv, err := serveLoopback(emulator.NewSuiteCRM(ds, emulator.SuiteOptions{ClientID: "crmgate", ClientSecret: clientSecret}))
+	crmLn, crmSrv, err := serveLoopback(crm.Emulator(ds, clientSecret))
 	if err != nil {
 		return err
 	}
@@ -202,6 +208,8 @@ func Run(ctx context.Context, o Options) error {
 	}
 	adminToken := randomHex(16)
 	cfg := Config(mainLn.Addr().String(), adminLn.Addr().String(), "http://"+crmLn.Addr().String(), iss.URL(), adminToken, clientSecret)
+	cfg.CRM.Profile = crm.Profile
+	cfg.Upstream.Auth = crm.Auth(cfg.Upstream.URL, clientSecret)
 	enableLogin(cfg, loginClient.ID, loginClient.Secret)
 	if err := cfg.Validate(); err != nil {
 		mainLn.Close()
@@ -231,7 +239,7 @@ func Run(ctx context.Context, o Options) error {
 		p.Token = tok
 		env.Personas = append(env.Personas, p)
 	}
-	printIntro(out, env)
+	printIntro(out, env, crm)
 	if o.Ready != nil {
 		o.Ready(env)
 	}
@@ -239,7 +247,7 @@ func Run(ctx context.Context, o Options) error {
 }
 
 // Commands are the demo's suggested requests: persona, what it shows, method, path.
-var Commands = []struct{ Persona, Shows, Method, Path string }{
+var Commands = []Command{
 	{"pat", "a customer sees only her own account", "GET", "/Api/V8/module/Accounts"},
 	{"pat", "a customer cannot read personnel records (403)", "GET", "/Api/V8/module/Employees"},
 	{"alice", "sales lists accounts", "GET", "/Api/V8/module/Accounts"},
@@ -257,11 +265,16 @@ var Commands = []struct{ Persona, Shows, Method, Path string }{
 	{"sam-nomfa", "an admin without MFA is stepped up (401, RFC 9470)", "GET", "/Api/V8/module/Employees"},
 }
 
-func printIntro(w io.Writer, env *Env) {
-	fmt.Fprintf(w, "crmgate demo is running.\n\n  proxy:      %s  (in front of a demo SuiteCRM V8 API)\n  admin:      %s/metrics  (Authorization: Bearer %s)\n  demo CRM:   %s  (needs crmgate's own OAuth2 credentials)\n\n",
-		env.ProxyURL, env.AdminURL, env.AdminKey, env.CRMURL)
-	fmt.Fprintf(w, "In a browser: open %s/Api/V8/module/Accounts in a browser and pick a persona on the demo sign-in page\n  (\"sign in with MFA\" for personnel records: %s/Api/V8/module/Employees; sign out: %s%s).\n\n",
-		env.ProxyURL, env.ProxyURL, env.ProxyURL, login.LogoutPath)
+func printIntro(w io.Writer, env *Env, crm CRM) {
+	fmt.Fprintf(w, "crmgate demo is running.\n\n  proxy:      %s  (in front of %s)\n  admin:      %s/metrics  (Authorization: Bearer %s)\n  demo CRM:   %s  (needs crmgate's own OAuth2 credentials)\n\n",
+		env.ProxyURL, crm.Describe, env.AdminURL, env.AdminKey, env.CRMURL)
+	if crm.Profile == DefaultCRM {
+		fmt.Fprintf(w, "In a browser: open %s/Api/V8/module/Accounts in a browser and pick a persona on the demo sign-in page\n  (\"sign in with MFA\" for personnel records: %s/Api/V8/module/Employees; sign out: %s%s).\n\n",
+			env.ProxyURL, env.ProxyURL, env.ProxyURL, login.LogoutPath)
+	} else {
+		fmt.Fprintf(w, "In a browser: open %s%s and pick a persona on the demo sign-in page (sign out: %s%s).\n\n",
+			env.ProxyURL, crm.Browse, env.ProxyURL, login.LogoutPath)
+	}
 	fmt.Fprintln(w, "Personas (tokens valid 8 hours):")
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	for _, p := range env.Personas {
@@ -273,7 +286,7 @@ func printIntro(w io.Writer, env *Env) {
 	for _, p := range env.Personas {
 		tokens[p.Name] = p.Token
 	}
-	for _, c := range Commands {
+	for _, c := range crm.Commands {
 		fmt.Fprintf(w, "\n# %s: %s\n", c.Persona, c.Shows)
 		fmt.Fprintf(w, "curl -s -X %s -H 'Authorization: Bearer %s' '%s%s'; echo\n", c.Method, tokens[c.Persona], env.ProxyURL, c.Path)
 	}

@@ -45,6 +45,11 @@ func (p *Profile) ClassifyBody(m Match, body []byte) (Match, error) {
 			}
 		}
 	}
+	if p.odataKeys {
+		if err := checkODataBody(doc); err != nil {
+			return Match{}, fmt.Errorf("classify body: %w", err)
+		}
+	}
 	if m.NeedsBody {
 		if m.body == nil {
 			return Match{}, fmt.Errorf("classify body: match was not made by Classify: %w", ErrBadBody)
@@ -73,7 +78,7 @@ func (p *Profile) ClassifyBody(m Match, body []byte) (Match, error) {
 		m.NeedsBody = false
 	}
 	if m.Kind == KindRecord && m.ID != "" {
-		if err := p.checkBodyID(doc, m.ID); err != nil {
+		if err := p.checkBodyID(doc, m.ID, p.IDField(m.Module)); err != nil {
 			return Match{}, fmt.Errorf("classify body: %w", err)
 		}
 	}
@@ -83,7 +88,7 @@ func (p *Profile) ClassifyBody(m Match, body []byte) (Match, error) {
 // checkBodyID refuses a write whose body names a record other than the one
 // classified: SuiteCRM copies attributes onto the bean before saving, and an
 // "id" among them would redirect the save to another record.
-func (p *Profile) checkBodyID(doc any, id string) error {
+func (p *Profile) checkBodyID(doc any, id, idField string) error {
 	rec, ok := objectAt(doc, p.Shape.RecordPath)
 	if !ok {
 		return nil
@@ -93,12 +98,12 @@ func (p *Profile) checkBodyID(doc any, id string) error {
 		objs = append(objs, fields)
 	}
 	for _, o := range objs {
-		v, present := o[p.Shape.IDField]
+		v, present := o[idField]
 		if !present {
 			continue
 		}
 		if s, ok := v.(string); !ok || s != id {
-			return fmt.Errorf("body %s does not equal the classified id %q: %w", p.Shape.IDField, id, ErrBadBody)
+			return fmt.Errorf("body %s does not equal the classified id %q: %w", idField, id, ErrBadBody)
 		}
 	}
 	return nil
@@ -135,4 +140,26 @@ func stringAt(doc any, path []string) (string, error) {
 		return "", fmt.Errorf("%s: not a string: %w", strings.Join(path, "."), ErrBadBody)
 	}
 	return s, nil
+}
+
+// checkODataBody refuses what a Dataverse write body can do besides set
+// the record's own columns: an annotation (name@odata.bind associates
+// another record, ownerid@odata.bind reassigns the owner, both to records
+// crmgate has not checked) and a nested object or array (deep insert
+// creates related records, which that entity's policy never sees).
+func checkODataBody(doc any) error {
+	obj, ok := doc.(map[string]any)
+	if !ok {
+		return fmt.Errorf("a Dataverse record body is a JSON object: %w", ErrBadBody)
+	}
+	for k, v := range obj {
+		if strings.ContainsAny(k, "@.") {
+			return fmt.Errorf("annotation %q (bind or instance annotation) is not accepted: %w", truncate(k), ErrBadBody)
+		}
+		switch v.(type) {
+		case map[string]any, []any:
+			return fmt.Errorf("%q holds a nested record (deep insert is not accepted): %w", truncate(k), ErrBadBody)
+		}
+	}
+	return nil
 }

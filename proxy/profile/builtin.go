@@ -2,8 +2,8 @@ package profile
 
 import "fmt"
 
-// Builtin returns a fresh copy of a built-in profile: "suitecrm8" or
-// "espocrm". Any other name is an error.
+// Builtin returns a fresh copy of a built-in profile: "suitecrm8",
+// "espocrm" or "dynamics". Any other name is an error.
 func Builtin(name string) (*Profile, error) {
 	var p *Profile
 	var err error
@@ -12,8 +12,10 @@ func Builtin(name string) (*Profile, error) {
 		p, err = New(name, suiteRoutes(), suiteShape(), suiteModules())
 	case "espocrm":
 		p, err = New(name, espoRoutes(), espoShape(), espoModules())
+	case "dynamics":
+		return dynamicsProfile()
 	default:
-		return nil, fmt.Errorf("builtin profile %q: unknown (want suitecrm8 or espocrm)", name)
+		return nil, fmt.Errorf("builtin profile %q: unknown (want suitecrm8, espocrm or dynamics)", name)
 	}
 	if err != nil {
 		return nil, err

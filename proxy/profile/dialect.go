@@ -1,6 +1,10 @@
 package profile
 
-import "github.com/crmgate/crmgate/policy/cond"
+import (
+	"net/http"
+
+	"github.com/crmgate/crmgate/policy/cond"
+)
 
 // Dialect is the code a built-in profile needs beyond its route table: how
 // its CRM's list queries name fields and how a record rule is added to
@@ -19,4 +23,17 @@ type Dialect interface {
 	// ErrBadQuery means the client's query cannot be combined with c
 	// safely (it would undo or escape it) and the request is refused.
 	Push(m Match, rawQuery string, body []byte, c cond.Cond) (query string, newBody []byte, ok bool, err error)
+}
+
+// Canonicalizer is a Dialect whose CRM must receive every query exactly as
+// crmgate read it, not only the lists a record rule is pushed into: the
+// proxy forwards Canonical's query (and extra headers) in place of the
+// client's. An error wrapping ErrBadQuery refuses the request.
+type Canonicalizer interface {
+	Canonical(m Match, rawQuery string, header http.Header) (query string, extra http.Header, err error)
+	// WithFields widens the column selection of a query Canonical or
+	// Push wrote so that the CRM returns fields (the record rule's);
+	// fields nil means every column. Without it a row would lack the
+	// owner the rule checks and be refused.
+	WithFields(m Match, query string, fields []string) (string, error)
 }

@@ -22,7 +22,11 @@ func FuzzClassify(f *testing.F) {
 			f.Add(m, s)
 		}
 	}
-	profiles := []*Profile{mustBuiltin(f, "suitecrm8"), mustBuiltin(f, "espocrm")}
+	for _, s := range []string{"/api/data/v9.2/accounts(3fa85f64-5717-4562-b3fc-2c963f66afa6)/contact_customer_accounts",
+		"/api/data/v9.2/Accounts", "/api/data/v9.2/accounts(x='1')", "/api/data/v9.2/$batch"} {
+		f.Add("GET", s)
+	}
+	profiles := []*Profile{mustBuiltin(f, "suitecrm8"), mustBuiltin(f, "espocrm"), mustBuiltin(f, "dynamics")}
 	f.Fuzz(func(t *testing.T, method, path string) {
 		for _, p := range profiles {
 			m, err := p.Classify(method, path, nil)

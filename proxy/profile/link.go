@@ -28,6 +28,18 @@ var linkModules = map[string]map[string]string{
 		"notes": "Note", "documents": "Document", "emails": "Email", "targetLists": "TargetList",
 		"campaigns": "Campaign", "quotes": "Quote", "products": "Product",
 	},
+	// Collection-valued navigation properties of the standard tables
+	// (Web API EntityType reference: account, contact, systemuser, team).
+	// Single-valued ones (primarycontactid, parentcustomerid_account)
+	// answer one row, not a list, and are not routed.
+	"dynamics": {
+		"contact_customer_accounts": "contacts", "incident_customer_accounts": "incidents",
+		"opportunity_customer_accounts": "opportunities", "Account_Phonecalls": "phonecalls",
+		"Account_Tasks": "tasks", "Account_Appointments": "appointments",
+		"incident_customer_contacts": "incidents", "opportunity_customer_contacts": "opportunities",
+		"Contact_Phonecalls": "phonecalls", "contact_customer_contacts": "contacts",
+		"teammembership_association": "systemusers", "user_accounts": "accounts",
+	},
 }
 
 // RecordTypes are the values Shape.TypeField may have on a record of

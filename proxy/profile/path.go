@@ -17,7 +17,11 @@ import (
 // read two ways: empty segments (doubled or trailing slashes) and dot
 // segments. No CRM path needs anything else: module names, ids and link
 // names are all drawn from smaller charsets, checked again when captured.
-func splitPath(escapedPath string) ([]string, error) {
+//
+// With odataKeys, "(" and ")" are accepted too, for OData key predicates
+// (accounts(guid)); the route match then admits them only in a
+// {module}({id}) segment, whose key must be a GUID.
+func splitPath(escapedPath string, odataKeys bool) ([]string, error) {
 	if escapedPath == "" || escapedPath[0] != '/' {
 		return nil, fmt.Errorf("path must start with /: %w", ErrBadPath)
 	}
@@ -25,7 +29,7 @@ func splitPath(escapedPath string) ([]string, error) {
 		return nil, fmt.Errorf("path longer than %d bytes: %w", maxPathLen, ErrBadPath)
 	}
 	for i := 0; i < len(escapedPath); i++ {
-		if c := escapedPath[i]; c != '/' && !unreserved(c) {
+		if c := escapedPath[i]; c != '/' && !unreserved(c) && !(odataKeys && (c == '(' || c == ')')) {
 			return nil, fmt.Errorf("path byte %#02x at %d: %w", c, i, ErrBadPath)
 		}
 	}

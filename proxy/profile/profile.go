@@ -53,6 +53,12 @@ type Profile struct {
 
 	routes  []*compiled
 	modules map[string]string // lower-case name → canonical spelling
+	// odataKeys: record keys are OData key predicates, entityset(guid),
+	// inside one segment (profile dynamics).
+	odataKeys bool
+	// idFields name each module's primary key where it is not
+	// Shape.IDField (Dataverse: accountid, contactid, activityid...).
+	idFields map[string]string
 }
 
 type segKind int
@@ -62,6 +68,8 @@ const (
 	segModule
 	segID
 	segAny
+	// segModuleKey is "{module}({id})": an OData entity set and key.
+	segModuleKey
 )
 
 type segment struct {
@@ -156,6 +164,7 @@ func (p *Profile) WithRoutes(extra []Route, modules []string) (*Profile, error) 
 	if err != nil {
 		return nil, fmt.Errorf("extend profile: %w", err)
 	}
+	np.Dialect, np.odataKeys, np.idFields = p.Dialect, p.odataKeys, p.idFields
 	return np, nil
 }
 
@@ -216,6 +225,10 @@ func compile(r Route) (*compiled, error) {
 			nID++
 		case "{any}":
 			seg.kind = segAny
+		case "{module}({id})":
+			seg.kind = segModuleKey
+			nModule++
+			nID++
 		default:
 			if !validLiteral(s) {
 				return nil, fmt.Errorf("segment %q is neither a placeholder nor a plain literal", s)
@@ -223,9 +236,12 @@ func compile(r Route) (*compiled, error) {
 			seg = segment{kind: segLiteral, lit: s}
 		}
 		shape.WriteByte('/')
-		if seg.kind == segLiteral {
+		switch seg.kind {
+		case segLiteral:
 			shape.WriteString(s)
-		} else {
+		case segModuleKey:
+			shape.WriteString("*()")
+		default:
 			shape.WriteByte('*')
 		}
 		c.segs = append(c.segs, seg)
@@ -297,7 +313,7 @@ func (p *Profile) Classify(method, escapedPath string, header http.Header) (Matc
 	if !writeAndReadMethods[m] {
 		return Match{}, fmt.Errorf("classify: method %q: %w", truncate(method), ErrUnknownRoute)
 	}
-	segs, err := splitPath(escapedPath)
+	segs, err := splitPath(escapedPath, p.odataKeys)
 	if err != nil {
 		return Match{}, fmt.Errorf("classify: %w", err)
 	}
@@ -343,6 +359,10 @@ func (c *compiled) matches(segs []string) bool {
 	}
 	for i, s := range c.segs {
 		if s.kind == segLiteral && s.lit != segs[i] {
+			return false
+		}
+		// Only an entityset(key) segment holds parentheses.
+		if (s.kind == segModuleKey) != strings.HasSuffix(segs[i], ")") {
 			return false
 		}
 	}
@@ -391,6 +411,17 @@ func (p *Profile) bind(c *compiled, segs []string) (Match, error) {
 			if !validID(v) {
 				return Match{}, fmt.Errorf("classify: segment %q: %w", truncate(v), ErrBadPath)
 			}
+		case segModuleKey:
+			name, key, err := splitODataKey(v)
+			if err != nil {
+				return Match{}, fmt.Errorf("classify: %w", err)
+			}
+			mod, ok := p.canonicalModule(name)
+			if !ok {
+				return Match{}, fmt.Errorf("classify: entity set %q: %w", truncate(name), ErrBadPath)
+			}
+			m.Module, m.ID = mod, key
+			v = mod + "(" + key + ")"
 		}
 		path.WriteByte('/')
 		path.WriteString(v)
@@ -462,6 +493,9 @@ func (p *Profile) ReadPath(module, id string) (string, error) {
 			case segID:
 				path.WriteString(id)
 				hasID = true
+			case segModuleKey:
+				path.WriteString(module + "(" + id + ")")
+				hasID, hasModule = true, true
 			default:
 				extra = true // a route needing more than module and id is not a plain read
 			}
@@ -471,4 +505,38 @@ func (p *Profile) ReadPath(module, id string) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("read path: no record read route for module %q: %w", truncate(module), ErrUnknownRoute)
+}
+
+// splitODataKey reads "entityset(guid)". Dataverse also takes alternate
+// keys (accounts(accountnumber='A-1')) and compound keys; crmgate does
+// not classify them: a record addressed by a value other than its id
+// could not be matched with the id the policy and the target check see.
+// The GUID is lower-cased, the form Dataverse answers with.
+func splitODataKey(seg string) (string, string, error) {
+	open := strings.IndexByte(seg, '(')
+	if open <= 0 || !strings.HasSuffix(seg, ")") {
+		return "", "", fmt.Errorf("segment %q is not entityset(key): %w", truncate(seg), ErrBadPath)
+	}
+	key := seg[open+1 : len(seg)-1]
+	if !IsGUID(key) {
+		return "", "", fmt.Errorf("key %q is not a GUID (alternate keys are not accepted): %w", truncate(key), ErrBadPath)
+	}
+	return seg[:open], strings.ToLower(key), nil
+}
+
+// IDField is the name of module's primary key in its records: the
+// shape's id_field, or the module's own key where the CRM names keys per
+// entity (Dataverse's accountid, contactid...).
+func (p *Profile) IDField(module string) string {
+	if f, ok := p.idFields[module]; ok {
+		return f
+	}
+	return p.Shape.IDField
+}
+
+// ShapeFor is the profile's shape with module's id field.
+func (p *Profile) ShapeFor(module string) Shape {
+	s := p.Shape
+	s.IDField = p.IDField(module)
+	return s
 }

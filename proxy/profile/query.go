@@ -42,6 +42,10 @@ type QueryField struct {
 	Use  FieldUse
 	// Param is the query parameter that named it, for logs.
 	Param string
+	// Strict marks a selected field whose naming is refused, not only
+	// redacted, when the field is hidden (OData $select: Dataverse would
+	// also compute annotations and formatted values for it).
+	Strict bool
 }
 
 // QueryFields lists the fields a raw query string filters, sorts, selects

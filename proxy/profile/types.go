@@ -71,6 +71,11 @@ type Shape struct {
 	// module the record belongs to (SuiteCRM "type"); empty when the CRM's
 	// records carry none (EspoCRM).
 	TypeField string `json:"type_field,omitempty" yaml:"type_field,omitempty"`
+	// LinkPaths are URLs in a list envelope that point at the CRM
+	// (Dataverse's @odata.nextLink and @odata.context): the redactor
+	// rewrites them to crmgate's address, or drops them when they point
+	// anywhere else (redact.Plan.Links).
+	LinkPaths [][]string `json:"link_paths,omitempty" yaml:"link_paths,omitempty"`
 }
 
 // Match is the classification of one request.

@@ -179,6 +179,8 @@ func (w *walker) classify(level int, uq, fold []byte) memberAct {
 	a.cut = a.cut && !a.e.visible
 	wanted := level == len(fp) && c.rule != nil && (c.wantAll || w.wants(uq))
 	switch {
+	case level == 0 && !a.recID && c.recLinks[string(uq)]:
+		a.kind = actDrop
 	case a.recID || a.typ || wanted:
 		a.kind = actCollect
 	case a.e.hidden || a.cut:

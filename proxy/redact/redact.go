@@ -155,6 +155,11 @@ type Plan struct {
 	// decided which module's rules apply, and a record of another module
 	// must not pass under them.
 	RecordTypes []string
+	// Links rewrites each string at Shape.LinkPaths (a URL the CRM built
+	// with its own address); ok false drops the member. With Links nil
+	// the members are dropped: a link to the CRM is never passed on as
+	// it came.
+	Links func(link string) (rewritten string, ok bool)
 }
 
 // Mode says which envelope Transform expects.
@@ -210,6 +215,7 @@ type Compiled struct {
 	// set.
 	typeField string
 	recTypes  []string
+	links     func(string) (string, bool)
 }
 
 // tables are what a plan compiles to apart from its record rule and offset.
@@ -226,6 +232,11 @@ type tables struct {
 	want       []string
 	hashKey    []byte
 	maxIDs     int
+	// recLinks are link names (Shape.LinkPaths) met in a record object:
+	// a single record at the document root carries them among its
+	// fields (Dataverse's @odata.context). They are dropped there, not
+	// passed on with the CRM's address.
+	recLinks map[string]bool
 }
 
 // Compile validates p and builds its lookup tables, or reuses those of an
@@ -250,7 +261,7 @@ func (p *Plan) Compile() (*Compiled, error) {
 		}
 		compiledTables.put(key, t)
 	}
-	c := &Compiled{tables: t, rule: p.Record, offset: p.Offset}
+	c := &Compiled{tables: t, rule: p.Record, offset: p.Offset, links: p.Links}
 	if len(p.RecordTypes) > 0 {
 		if p.Shape.TypeField == "" || len(p.Shape.FieldsPath) == 0 {
 			// With the fields in the record object itself, the type
@@ -318,6 +329,15 @@ func (p *Plan) tables(fields []string) (*tables, error) {
 	if c.listTrie, err = buildTrie(p.Shape.ListPath, nodeList, p.Record != nil && !p.KeepTotals, p.Shape.TotalPaths); err != nil {
 		return nil, fmt.Errorf("compile plan: %w", err)
 	}
+	if err = addLinks(c.listTrie, p.Shape.LinkPaths); err != nil {
+		return nil, fmt.Errorf("compile plan: %w", err)
+	}
+	for _, lp := range p.Shape.LinkPaths {
+		if c.recLinks == nil {
+			c.recLinks = map[string]bool{}
+		}
+		c.recLinks[lp[len(lp)-1]] = true
+	}
 	if c.recTrie, err = buildTrie(p.Shape.RecordPath, nodeRecord, false, nil); err != nil {
 		return nil, fmt.Errorf("compile plan: %w", err)
 	}
@@ -345,6 +365,10 @@ func (p *Plan) appendKey(b []byte, fields []string) []byte {
 	b = binary.AppendUvarint(b, uint64(len(p.Shape.TotalPaths)))
 	for _, tp := range p.Shape.TotalPaths {
 		list(tp)
+	}
+	b = binary.AppendUvarint(b, uint64(len(p.Shape.LinkPaths)))
+	for _, lp := range p.Shape.LinkPaths {
+		list(lp)
 	}
 	list(p.Hidden)
 	// Map order is random; the key lists the masked names sorted. Plans
@@ -458,6 +482,7 @@ const (
 	nodeList
 	nodeRecord
 	nodeTotal
+	nodeLink
 )
 
 // pathNode is one step of the structural paths of a Shape. Exactly one of
@@ -501,6 +526,22 @@ func buildTrie(target []string, kind nodeKind, withTotals bool, totals [][]strin
 		}
 	}
 	return root, nil
+}
+
+// addLinks marks the members at links (top-level envelope members only:
+// the rewrite happens where the envelope is walked).
+func addLinks(root *pathNode, links [][]string) error {
+	for _, lp := range links {
+		if len(lp) != 1 {
+			return fmt.Errorf("link path %q is not one top-level member", lp)
+		}
+		n := root.child(lp[0])
+		if n.kind != nodeInner || len(n.children) > 0 || n.holdsTarget {
+			return fmt.Errorf("link path %q overlaps another path", lp)
+		}
+		n.kind = nodeLink
+	}
+	return nil
 }
 
 func (n *pathNode) child(name string) *pathNode {

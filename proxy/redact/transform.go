@@ -509,6 +509,14 @@ func (w *walker) envelope(n *pathNode) error {
 			continue
 		}
 		child := n.children[string(w.uq)]
+		if child != nil && child.kind == nodeLink {
+			v, err := w.readValue(d)
+			if err != nil {
+				return err
+			}
+			w.writeLink(&first, raw, v)
+			continue
+		}
 		if child != nil && child.kind == nodeTotal {
 			name := bytes.Clone(raw)
 			v, err := w.readValue(d)
@@ -551,6 +559,28 @@ func (w *walker) envelope(n *pathNode) error {
 	}
 	w.putByte('}')
 	return nil
+}
+
+// writeLink writes a CRM URL rewritten by the plan's Links, or nothing.
+func (w *walker) writeLink(first *bool, name, v []byte) {
+	if w.c.links == nil || len(v) == 0 || v[0] != '"' {
+		return
+	}
+	s, err := jsontext.AppendUnquote(nil, v)
+	if err != nil {
+		return
+	}
+	out, ok := w.c.links(string(s))
+	if !ok {
+		return
+	}
+	q, err := jsontext.AppendQuote(nil, out)
+	if err != nil {
+		return
+	}
+	w.comma(first)
+	w.putName(name)
+	w.put(q)
 }
 
 func (w *walker) writeTotal(first *bool, name []byte, style totalStyle, upstream []byte) {
