@@ -74,7 +74,7 @@ type UpstreamAuth struct {
 
 // CRM selects the profile that classifies requests.
 type CRM struct {
-	// Profile is suitecrm8, espocrm or generic.
+	// Profile is suitecrm8, espocrm, hubspot or generic.
 	Profile string `yaml:"profile"`
 	// Routes are the generic profile's routes (and extra routes for a
 	// built-in one).

@@ -37,6 +37,7 @@ const (
 	ProfileSuiteCRM8 = "suitecrm8"
 	ProfileEspoCRM   = "espocrm"
 	ProfileGeneric   = "generic"
+	ProfileHubSpot   = "hubspot"
 
 	StoreMemory = "memory"
 	StoreRedis  = "redis"

@@ -48,6 +48,12 @@ type exchange struct {
 	pushReason    string
 	pushed        bool
 	upstreamQuery string
+	// rewritten is set when upstreamQuery replaces the client's query for
+	// another reason than the pushed rule (the record rule's fields asked
+	// for); clientQuery is the body of a QueryBody route as the client
+	// sent it, before any rewrite of x.body.
+	rewritten   bool
+	clientQuery []byte
 
 	respDone        chan struct{} // closed when the response transform ends
 	recordsReturned int
@@ -74,6 +80,17 @@ func (h *Handler) begin(w http.ResponseWriter, r *http.Request) *exchange {
 		decisionID: decisionID,
 		h:          h,
 	}
+}
+
+// queryBody is the client's query body (search), nil for other routes.
+func (x *exchange) queryBody() []byte { return x.clientQuery }
+
+// currentQuery is the query as it will be sent upstream so far.
+func (x *exchange) currentQuery() string {
+	if x.pushed || x.rewritten {
+		return x.upstreamQuery
+	}
+	return x.r.URL.RawQuery
 }
 
 type exchangeKey struct{}
@@ -103,7 +120,7 @@ func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 	out.URL.Path = joinPath(target.Path, path)
 	out.URL.RawPath = ""
 	out.URL.RawQuery = pr.In.URL.RawQuery
-	if x != nil && x.pushed {
+	if x != nil && (x.pushed || x.rewritten) {
 		out.URL.RawQuery = x.upstreamQuery
 	}
 	out.Host = target.Host

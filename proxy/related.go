@@ -4,6 +4,7 @@ import (
 	"strings"
 
 	"github.com/crmgate/crmgate/policy"
+	"github.com/crmgate/crmgate/policy/cond"
 )
 
 // related is the policy of the records a related list returns: they belong
@@ -36,7 +37,32 @@ func (h *Handler) decideRelated(x *exchange) error {
 	}
 	x.related = &related{module: module, decision: d, input: in}
 	x.relatedModule = module
-	return h.stepUpOrDeny(x, &x.related.decision, "related module denied")
+	if err := h.stepUpOrDeny(x, &x.related.decision, "related module denied"); err != nil {
+		return err
+	}
+	if x.match.IDsOnly {
+		return h.idsOnlyRule(x)
+	}
+	return nil
+}
+
+// idsOnlyRule admits a related list that answers bare ids (HubSpot's
+// associations) only when the related module's record rule admits every
+// record for this subject: with a rule that reads fields, the ids alone
+// cannot be judged, and which ids are associated is itself what the rule
+// would hide. Fetching each record to judge it would turn one request into
+// a hundred; the client can read the associated records through the
+// module's own search, where the rule is applied.
+func (h *Handler) idsOnlyRule(x *exchange) error {
+	f, err := h.o.Policy.RecordFilter(x.r.Context(), &x.related.input)
+	if err != nil {
+		return errPolicy(err)
+	}
+	if p := f.Pushdown(); p.Level != cond.Exact || p.Cond.Op != cond.True || f.MayHideFields() {
+		return errForbidden("associations of a module whose record rule needs the records' fields")
+	}
+	x.filter = f
+	return nil
 }
 
 // fieldDecision is the decision whose field rules apply to the records of

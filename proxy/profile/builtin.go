@@ -2,8 +2,8 @@ package profile
 
 import "fmt"
 
-// Builtin returns a fresh copy of a built-in profile: "suitecrm8" or
-// "espocrm". Any other name is an error.
+// Builtin returns a fresh copy of a built-in profile: "suitecrm8",
+// "espocrm" or "hubspot". Any other name is an error.
 func Builtin(name string) (*Profile, error) {
 	var p *Profile
 	var err error
@@ -12,8 +12,14 @@ func Builtin(name string) (*Profile, error) {
 		p, err = New(name, suiteRoutes(), suiteShape(), suiteModules())
 	case "espocrm":
 		p, err = New(name, espoRoutes(), espoShape(), espoModules())
+	case "hubspot":
+		if p, err = New(name, hubspotRoutes(), hubspotShape(), hubspotModules()); err != nil {
+			return nil, err
+		}
+		p.aliases, p.checkBody, p.Dialect = hubspotAliases(), hubspotCheckBody, hubspotQuery{}
+		return p, nil
 	default:
-		return nil, fmt.Errorf("builtin profile %q: unknown (want suitecrm8 or espocrm)", name)
+		return nil, fmt.Errorf("builtin profile %q: unknown (want suitecrm8, espocrm or hubspot)", name)
 	}
 	if err != nil {
 		return nil, err

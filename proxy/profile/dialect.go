@@ -20,3 +20,14 @@ type Dialect interface {
 	// safely (it would undo or escape it) and the request is refused.
 	Push(m Match, rawQuery string, body []byte, c cond.Cond) (query string, newBody []byte, ok bool, err error)
 }
+
+// FieldFetcher is implemented by the Dialect of a CRM that returns only the
+// fields a request names (HubSpot answers its default properties unless
+// asked for others): the record rule can only judge a record that carries
+// the fields it reads, so the proxy asks for them.
+type FieldFetcher interface {
+	// WithFields rewrites a list or read request (query string, or body
+	// for a QueryBody route) so that the CRM returns fields as well as
+	// what the client asked for. fields may be empty.
+	WithFields(m Match, rawQuery string, body []byte, fields []string) (query string, newBody []byte, err error)
+}

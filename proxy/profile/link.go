@@ -28,6 +28,8 @@ var linkModules = map[string]map[string]string{
 		"notes": "Note", "documents": "Document", "emails": "Email", "targetLists": "TargetList",
 		"campaigns": "Campaign", "quotes": "Quote", "products": "Product",
 	},
+	// HubSpot's association target is an object type, by name or id.
+	"hubspot": hubspotLinks(),
 }
 
 // RecordTypes are the values Shape.TypeField may have on a record of

@@ -48,6 +48,16 @@ type Route struct {
 	// cannot be captured by another route's placeholder, but a request that
 	// matches it is an unknown route. Method "*" is allowed only here.
 	Refuse bool `json:"refuse,omitempty" yaml:"refuse,omitempty"`
+	// QueryBody marks a list or read whose body is a query (HubSpot's
+	// search and batch read): the proxy reads it, checks the fields it
+	// names through the profile's Dialect and may rewrite it, as it does a
+	// list's query string.
+	QueryBody bool `json:"-" yaml:"-"`
+	// IDsOnly marks a related list that answers the related records' ids
+	// without their fields (HubSpot associations): a record rule that
+	// needs fields cannot judge them, so the list is refused unless the
+	// rule admits every record of the related module.
+	IDsOnly bool `json:"-" yaml:"-"`
 }
 
 // Shape says where records and fields live in a CRM's JSON.
@@ -87,6 +97,9 @@ type Match struct {
 	// NeedsBody is true when the module or id must still be read from the
 	// request body (see Profile.ClassifyBody).
 	NeedsBody bool
+	// QueryBody and IDsOnly are the route's (see Route).
+	QueryBody bool
+	IDsOnly   bool
 
 	// body is where ClassifyBody reads the module and id; set by Classify.
 	// A pointer keeps Match comparable with ==.
