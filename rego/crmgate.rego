@@ -89,17 +89,24 @@ me := id if {
 	id != ""
 }
 
-my_account := id if {
+my_account := crm_id(id) if {
 	id := input.subject.attributes.account_id
 	is_string(id)
 	id != ""
 }
 
-my_contact := id if {
+my_contact := crm_id(id) if {
 	id := input.subject.attributes.contact_id
 	is_string(id)
 	id != ""
 }
+
+# The id a CRM gives one of the store's users, accounts or contacts where it
+# numbers them itself (HubSpot's owner and record ids); the store's own id
+# elsewhere. data.crmgate_data.crm_ids maps them per profile.
+crm_id(x) := y if {
+	y := data.crmgate_data.crm_ids[input.resource.crm][x]
+} else := x
 
 # Roles that are in effect for this request. A staff role needs the caller's
 # CRM user id and a customer needs an account, or they grant nothing. The

@@ -74,19 +74,19 @@ record_ok("customer") if class == "product"
 record_ok(role) if {
 	role in {"sales", "line_manager"}
 	class in sales_classes
-	record_owner == me
+	record_owner == crm_id(me)
 }
 
 record_ok(role) if {
 	role in {"sales", "line_manager"}
 	class in sales_classes
 	action != "delete"
-	record_owner in my_team_members
+	record_owner in {crm_id(u) | some u in my_team_members}
 }
 
 record_ok("line_manager") if {
 	class in sales_classes
-	record_owner in my_reports
+	record_owner in {crm_id(u) | some u in my_reports}
 }
 
 record_ok(role) if {
