@@ -145,6 +145,8 @@ func newEnvWithPolicy(t testing.TB, crm string, policyFS fs.FS, opts ...envOptio
 		crmHandler = emulator.NewSuiteCRM(e.ds, emulator.SuiteOptions{ClientID: "crmgate", ClientSecret: "s3cret"})
 	case "espocrm":
 		crmHandler = emulator.NewEspoCRM(e.ds, emulator.EspoOptions{APIKey: "espo-key"})
+	case "hubspot":
+		crmHandler = emulator.NewHubSpot(e.ds, emulator.HubSpotOptions{Token: hubspotToken})
 	default:
 		t.Fatalf("unknown crm %q", crm)
 	}
@@ -156,6 +158,9 @@ func newEnvWithPolicy(t testing.TB, crm string, policyFS fs.FS, opts ...envOptio
 	cfg.CRM.Profile = crm
 	if crm == "espocrm" {
 		cfg.Upstream.Auth = config.UpstreamAuth{Type: "header", Header: "X-Api-Key", Value: "espo-key"}
+	}
+	if crm == "hubspot" {
+		cfg.Upstream.Auth = config.UpstreamAuth{Type: "header", Header: "Authorization", Value: "Bearer " + hubspotToken}
 	}
 	for _, o := range opts {
 		o(cfg)
