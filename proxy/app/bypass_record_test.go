@@ -314,7 +314,8 @@ func TestBypassCorpusSize(t *testing.T) {
 	n := len(pathAttacks()) + len(methodAttacks()) + len(overrideAttacks()) + len(headerAttacks()) + len(hostAttacks()) +
 		len(jsonAttacks()) + len(contentTypeAttacks()) + len(encodingAttacks()) + len(oversizeAttacks()) + len(tokenAttacks(t)) +
 		len(recordAttacks()) + len(queryAttacks()) + len(responseAttacks()) + len(recordHiddenAttacks()) +
-		len(rawHostAttacks()) + len(smuggleAttacks()) + len(rawOversizeAttacks()) + len(pushdownAttacks())
+		len(rawHostAttacks()) + len(smuggleAttacks()) + len(rawOversizeAttacks()) + len(pushdownAttacks()) +
+		len(hubspotAttacks())
 	t.Logf("bypass corpus: %d cases", n)
 	if n < 200 {
 		t.Fatalf("bypass corpus has %d cases, want at least 200", n)
