@@ -205,14 +205,15 @@ func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 }
 
 func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer, version string) error {
-	fs := newFlags("demo", "demo [--listen ADDR]", stderr)
+	fs := newFlags("demo", "demo [--listen ADDR] [--crm suitecrm8|hubspot]", stderr)
 	listen := fs.String("listen", "127.0.0.1:8080", "address of the demo proxy (loopback only)")
+	crm := fs.String("crm", "suitecrm8", "the demo CRM crmgate runs in front of (suitecrm8, hubspot)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	log := newLogger(stderr)
 	defer func() { _ = log.Sync() }()
-	return demo.Run(ctx, demo.Options{Listen: *listen, Out: stdout, Logger: log, Version: version})
+	return demo.Run(ctx, demo.Options{Listen: *listen, Out: stdout, Logger: log, Version: version, CRM: *crm})
 }
 
 func cmdSessions(ctx context.Context, args []string, stdout, stderr io.Writer) error {

@@ -41,6 +41,8 @@ type Options struct {
 	DecisionLog zapcore.WriteSyncer
 	// Ready, when set, receives the running demo once it serves (tests).
 	Ready func(*Env)
+	// CRM names the demo CRM (CRMs); empty is the first, SuiteCRM.
+	CRM string
 }
 
 // Persona is a demo user with a ready-made bearer token.
@@ -63,6 +65,7 @@ type Env struct {
 	CRMURL    string
 	Personas  []Persona
 	Dataset   *emulator.Dataset
+	CRM       CRM
 	issuerURL string
 }
 
@@ -162,9 +165,13 @@ func Run(ctx context.Context, o Options) error {
 		dlog = zapcore.Lock(os.Stderr)
 	}
 
+	crm, err := LookupCRM(o.CRM)
+	if err != nil {
+		return err
+	}
 	clientSecret := randomHex(16)
 	ds := emulator.DepartmentStore()
-	crmLn, crmSrv, err := serveLoopback(emulator.NewSuiteCRM(ds, emulator.SuiteOptions{ClientID: "crmgate", ClientSecret: clientSecret}))
+	crmLn, crmSrv, err := serveLoopback(crm.Emulator(ds, clientSecret))
 	if err != nil {
 		return err
 	}
@@ -202,6 +209,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 	adminToken := randomHex(16)
 	cfg := Config(mainLn.Addr().String(), adminLn.Addr().String(), "http://"+crmLn.Addr().String(), iss.URL(), adminToken, clientSecret)
+	cfg.CRM.Profile, cfg.Upstream.Auth = crm.Profile, crm.Auth(cfg.Upstream.URL, clientSecret)
 	enableLogin(cfg, loginClient.ID, loginClient.Secret)
 	if err := cfg.Validate(); err != nil {
 		mainLn.Close()
@@ -216,7 +224,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 
 	env := &Env{ProxyURL: proxyURL, AdminURL: "http://" + adminLn.Addr().String(),
-		AdminKey: adminToken, CRMURL: "http://" + crmLn.Addr().String(), Dataset: ds, issuerURL: iss.URL()}
+		AdminKey: adminToken, CRMURL: "http://" + crmLn.Addr().String(), Dataset: ds, CRM: crm, issuerURL: iss.URL()}
 	for _, p := range Personas() {
 		claims := map[string]any{"aud": Audience}
 		for k, v := range p.Claims {
@@ -258,10 +266,10 @@ var Commands = []struct{ Persona, Shows, Method, Path string }{
 }
 
 func printIntro(w io.Writer, env *Env) {
-	fmt.Fprintf(w, "crmgate demo is running.\n\n  proxy:      %s  (in front of a demo SuiteCRM V8 API)\n  admin:      %s/metrics  (Authorization: Bearer %s)\n  demo CRM:   %s  (needs crmgate's own OAuth2 credentials)\n\n",
-		env.ProxyURL, env.AdminURL, env.AdminKey, env.CRMURL)
-	fmt.Fprintf(w, "In a browser: open %s/Api/V8/module/Accounts in a browser and pick a persona on the demo sign-in page\n  (\"sign in with MFA\" for personnel records: %s/Api/V8/module/Employees; sign out: %s%s).\n\n",
-		env.ProxyURL, env.ProxyURL, env.ProxyURL, login.LogoutPath)
+	fmt.Fprintf(w, "crmgate demo is running.\n\n  proxy:      %s  (in front of %s)\n  admin:      %s/metrics  (Authorization: Bearer %s)\n  demo CRM:   %s  (needs crmgate's own upstream credentials)\n\n",
+		env.ProxyURL, env.CRM.Title, env.AdminURL, env.AdminKey, env.CRMURL)
+	fmt.Fprintf(w, "In a browser: open %s%s in a browser and pick a persona on the demo sign-in page\n  (\"sign in with MFA\" for admin-only data; sign out: %s%s).\n\n",
+		env.ProxyURL, env.CRM.Browse, env.ProxyURL, login.LogoutPath)
 	fmt.Fprintln(w, "Personas (tokens valid 8 hours):")
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	for _, p := range env.Personas {
@@ -273,8 +281,13 @@ func printIntro(w io.Writer, env *Env) {
 	for _, p := range env.Personas {
 		tokens[p.Name] = p.Token
 	}
-	for _, c := range Commands {
+	for _, c := range env.CRM.Commands {
 		fmt.Fprintf(w, "\n# %s: %s\n", c.Persona, c.Shows)
+		if c.Body != "" {
+			fmt.Fprintf(w, "curl -s -X %s -H 'Authorization: Bearer %s' -H 'Content-Type: application/json' -d '%s' '%s%s'; echo\n",
+				c.Method, tokens[c.Persona], c.Body, env.ProxyURL, c.Path)
+			continue
+		}
 		fmt.Fprintf(w, "curl -s -X %s -H 'Authorization: Bearer %s' '%s%s'; echo\n", c.Method, tokens[c.Persona], env.ProxyURL, c.Path)
 	}
 	fmt.Fprintln(w, "\nPress Ctrl-C to stop.")

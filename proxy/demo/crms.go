@@ -1,0 +1,98 @@
+package demo
+
+import (
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/crmgate/crmgate/config"
+	"github.com/crmgate/crmgate/proxy/emulator"
+)
+
+// Command is one suggested demo request; Body, when set, is sent as JSON.
+type Command struct{ Persona, Shows, Method, Path, Body string }
+
+// CRM is one CRM the demo can start in front of (crmgate demo --crm NAME):
+// its emulator, the profile and upstream credential crmgate uses for it,
+// and the requests the demo suggests.
+type CRM struct {
+	Name  string // the --crm value
+	Title string // what the intro calls the demo CRM
+	// Profile is crm.profile.
+	Profile string
+	// Emulator serves the department store with secret as crmgate's
+	// upstream credential; Auth is that credential in crmgate's config.
+	Emulator func(ds *emulator.Dataset, secret string) http.Handler
+	Auth     func(crmURL, secret string) config.UpstreamAuth
+	// Browse is the path the intro suggests opening in a browser.
+	Browse   string
+	Commands []Command
+}
+
+// CRMs are the demo CRMs, the first the default.
+var CRMs = []CRM{
+	{
+		Name: "suitecrm8", Title: "a demo SuiteCRM V8 API", Profile: config.ProfileSuiteCRM8,
+		Emulator: func(ds *emulator.Dataset, secret string) http.Handler {
+			return emulator.NewSuiteCRM(ds, emulator.SuiteOptions{ClientID: "crmgate", ClientSecret: secret})
+		},
+		Auth: func(crmURL, secret string) config.UpstreamAuth {
+			return config.UpstreamAuth{Type: config.AuthClientCredentials, TokenURL: crmURL + "/Api/access_token",
+				ClientID: "crmgate", ClientSecret: secret}
+		},
+		Browse:   "/Api/V8/module/Accounts",
+		Commands: suiteCommands(),
+	},
+	{
+		Name: "hubspot", Title: "a demo HubSpot CRM v3 API", Profile: config.ProfileHubSpot,
+		Emulator: func(ds *emulator.Dataset, secret string) http.Handler {
+			return emulator.NewHubSpot(ds, emulator.HubSpotOptions{Token: "pat-demo-" + secret})
+		},
+		Auth: func(_, secret string) config.UpstreamAuth {
+			return config.UpstreamAuth{Type: config.AuthHeader, Header: "Authorization", Value: "Bearer pat-demo-" + secret}
+		},
+		Browse:   "/crm/v3/objects/companies",
+		Commands: HubSpotCommands,
+	},
+}
+
+// LookupCRM returns the demo CRM called name.
+func LookupCRM(name string) (CRM, error) {
+	if name == "" {
+		return CRMs[0], nil
+	}
+	i := slices.IndexFunc(CRMs, func(c CRM) bool { return c.Name == name })
+	if i < 0 {
+		var names []string
+		for _, c := range CRMs {
+			names = append(names, c.Name)
+		}
+		return CRM{}, fmt.Errorf("demo: unknown crm %q (one of %s)", name, strings.Join(names, ", "))
+	}
+	return CRMs[i], nil
+}
+
+func suiteCommands() []Command {
+	out := make([]Command, 0, len(Commands))
+	for _, c := range Commands {
+		out = append(out, Command{Persona: c.Persona, Shows: c.Shows, Method: c.Method, Path: c.Path})
+	}
+	return out
+}
+
+// HubSpotCommands are the demo's requests in front of HubSpot.
+var HubSpotCommands = []Command{
+	{"pat", "a customer sees only her own company", "GET", "/crm/v3/objects/companies", ""},
+	{"alice", "sales lists her team's contacts (phones and e-mail masked)", "GET", "/crm/v3/objects/contacts?properties=firstname,phone,email", ""},
+	{"alice", "a search: the record rule is added to every filter group (full pages, HubSpot's total)", "POST", "/crm/v3/objects/contacts/search",
+		`{"filterGroups":[{"filters":[{"propertyName":"firstname","operator":"HAS_PROPERTY"}]}],"limit":3}`},
+	{"alice", "the same object type by its id, 0-7: a product, buy price hidden", "GET", "/crm/v3/objects/0-7/57001?properties=name,price,hs_cost_of_goods_sold", ""},
+	{"alice", "searching on the hidden buy price is refused (403)", "POST", "/crm/v3/objects/products/search",
+		`{"sorts":[{"propertyName":"hs_cost_of_goods_sold","direction":"DESCENDING"}]}`},
+	{"alice", "sales do not see the Helpdesk (403)", "GET", "/crm/v3/objects/tickets", ""},
+	{"alice", "associations carry bare ids the rule cannot judge (403)", "GET", "/crm/v4/objects/companies/52001/associations/contacts", ""},
+	{"sky", "support works every ticket", "GET", "/crm/v3/objects/tickets", ""},
+	{"ivan", "inventory sees buy prices", "GET", "/crm/v3/objects/products/57001?properties=name,hs_cost_of_goods_sold", ""},
+	{"sam-nomfa", "an admin without MFA is stepped up (401, RFC 9470)", "GET", "/crm/v3/objects/deals", ""},
+}
