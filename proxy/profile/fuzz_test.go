@@ -16,13 +16,15 @@ func FuzzClassify(f *testing.F) {
 		"/Api/V8/module/Accounts/a/relationships/contacts/c", "/Api/V8/meta/fields/users",
 		"/api/v1/Account/action/export", "/api/v1/account/a1/contacts", "/api/v1/Account/%2e%2e",
 		"/Api/V8//module", "/Api/V8/module/Accounts/", "/Api/V8/module/.%2e/Users",
+		"/crm/v3/objects/0-1/51001", "/crm/v3/objects/Contact/search", "/crm/v3/objects/deals/batch/read",
+		"/crm/v4/objects/0-2/52001/associations/0-1", "/crm/v3/objects/contacts/batch/upsert",
 	}
 	for _, s := range seeds {
 		for _, m := range []string{"GET", "POST", "PATCH", "DELETE", "HEAD", "PUT"} {
 			f.Add(m, s)
 		}
 	}
-	profiles := []*Profile{mustBuiltin(f, "suitecrm8"), mustBuiltin(f, "espocrm")}
+	profiles := []*Profile{mustBuiltin(f, "suitecrm8"), mustBuiltin(f, "espocrm"), mustBuiltin(f, "hubspot")}
 	f.Fuzz(func(t *testing.T, method, path string) {
 		for _, p := range profiles {
 			m, err := p.Classify(method, path, nil)
@@ -55,6 +57,9 @@ func FuzzClassify(f *testing.F) {
 			}
 			if m.Module != "" && strings.EqualFold(m.Module, "accounts") && m.Module != "Accounts" && p.Name == "suitecrm8" {
 				t.Fatalf("module %q not canonicalised", m.Module)
+			}
+			if p.Name == "hubspot" && m.Module != "" && !p.KnownModule(m.Module) && !validModuleName(m.Module) {
+				t.Fatalf("hubspot module %q is neither known nor a plain name", m.Module)
 			}
 		}
 	})
