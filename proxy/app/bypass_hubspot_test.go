@@ -150,6 +150,11 @@ func hubspotAttacks() []attack {
 		// Batch: reads are judged per record, writes refused.
 		with(hs("batch read of others' ids", "POST", base+"contacts/batch/read", "alice", `{"inputs":[{"id":"51001"},{"id":"51002"},{"id":"51007"}]}`, 200),
 			func(a *attack) { a.reach = reachOnce("POST " + base + "contacts/batch/read") }),
+		with(hs("batch read: missing ids not told from refused ones", "POST", base+"contacts/batch/read", "alice", `{"inputs":[{"id":"51001"},{"id":"51002"},{"id":"51999"}]}`, 207),
+			func(a *attack) {
+				a.leak = append(a.leak, "51999", "OBJECT_NOT_FOUND")
+				a.reach = reachOnce("POST " + base + "contacts/batch/read")
+			}),
 		hs("batch read by idProperty", "POST", base+"contacts/batch/read", "alice", `{"idProperty":"email","inputs":[{"id":"riley.morgan@example.net"}]}`, 400),
 		hs("batch read with history", "POST", base+"contacts/batch/read", "alice", `{"propertiesWithHistory":["hubspot_owner_id"],"inputs":[{"id":"51001"}]}`, 400),
 		hs("batch update", "POST", base+"contacts/batch/update", "alice", `{"inputs":[{"id":"51002","properties":{"firstname":"x"}}]}`, 404),

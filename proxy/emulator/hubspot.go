@@ -489,13 +489,26 @@ func (h *hub) batchRead(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	results := []any{}
+	var missing []string
 	for _, in := range doc.Inputs {
 		if rec, ok := h.find(o, in.ID, doc.IDProperty); ok {
 			results = append(results, h.render(o, rec, doc.Properties, doc.PropertiesWithHistory))
+		} else {
+			missing = append(missing, in.ID)
 		}
 	}
 	now := time.Now().UTC().Format(time.RFC3339)
-	h.write(w, r, http.StatusOK, map[string]any{"status": "COMPLETE", "results": results, "startedAt": now, "completedAt": now})
+	out := map[string]any{"status": "COMPLETE", "results": results, "startedAt": now, "completedAt": now}
+	status := http.StatusOK
+	if len(missing) > 0 {
+		// HubSpot answers 207 Multi-Status, naming the ids it lacks.
+		status = http.StatusMultiStatus
+		out["numErrors"] = 1
+		out["errors"] = []any{map[string]any{"status": "error", "category": "OBJECT_NOT_FOUND",
+			"message": "Could not get some " + o.name + " objects, they may be deleted or not exist.",
+			"context": map[string]any{"ids": missing}}}
+	}
+	h.write(w, r, status, out)
 }
 
 // associated lists the records of to associated with one record of o:

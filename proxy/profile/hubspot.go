@@ -56,8 +56,10 @@ func hubspotShape() Shape {
 		RecordPath: []string{},
 		FieldsPath: []string{"properties"},
 		IDField:    "id",
-		// A search's "total" counts every match, filtered out or not.
-		TotalPaths: [][]string{{"total"}},
+		// A search's "total" counts every match, filtered out or not; a
+		// batch read's "errors" (and "numErrors") name the ids that do not
+		// exist, which would tell them from those the rule dropped.
+		TotalPaths: [][]string{{"total"}, {"errors"}, {"numErrors"}},
 	}
 }
 
