@@ -24,6 +24,9 @@ func (h *Handler) guardRequest(x *exchange) error {
 	if err := h.guardQuery(x); err != nil {
 		return err
 	}
+	if err := h.guardAssociations(x); err != nil {
+		return err
+	}
 	if err := h.guardCreateID(x); err != nil {
 		return err
 	}

@@ -5,6 +5,7 @@ import (
 
 	"github.com/crmgate/crmgate/policy"
 	"github.com/crmgate/crmgate/policy/cond"
+	"github.com/crmgate/crmgate/proxy/profile"
 )
 
 // related is the policy of the records a related list returns: they belong
@@ -81,4 +82,39 @@ func (x *exchange) recordInput() *policy.Input {
 		return &x.related.input
 	}
 	return &x.input
+}
+
+// guardAssociations judges the modules whose associated ids a read asks to
+// embed in each record (profile.Associator: HubSpot's associations
+// parameter) as related lists of bare ids: the subject must be allowed to
+// list each, and its record rule must admit every record, or the ids would
+// reveal records the rule hides.
+func (h *Handler) guardAssociations(x *exchange) error {
+	as, ok := h.o.Profile.Dialect.(profile.Associator)
+	if !ok {
+		return nil
+	}
+	mods, err := as.Associations(x.r.URL.RawQuery)
+	if err != nil {
+		return errBadRequest("The query names fields in a form crmgate cannot check.", "bad query", err)
+	}
+	for _, module := range mods {
+		in := x.input
+		in.Resource = policy.Resource{CRM: h.o.Profile.Name, Module: module, Action: policy.ActionList}
+		d, err := h.o.Policy.Decide(x.r.Context(), &in)
+		if err != nil {
+			return errPolicy(err)
+		}
+		if err := h.stepUpOrDeny(x, &d, "associated module denied"); err != nil {
+			return err
+		}
+		f, err := h.o.Policy.RecordFilter(x.r.Context(), &in)
+		if err != nil {
+			return errPolicy(err)
+		}
+		if p := f.Pushdown(); p.Level != cond.Exact || p.Cond.Op != cond.True || f.MayHideFields() {
+			return errForbidden("associations of a module whose record rule needs the records' fields")
+		}
+	}
+	return nil
 }

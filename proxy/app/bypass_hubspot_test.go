@@ -166,7 +166,20 @@ func hubspotAttacks() []attack {
 		hs("own record with history", "GET", base+"contacts/51001?propertiesWithHistory=phone", "alice", "", 400),
 		hs("history spelled in capitals", "GET", base+"contacts/51001?PropertiesWithHistory=phone", "alice", "", 400),
 		hs("read by idProperty", "GET", base+"contacts/riley.morgan@example.net?idProperty=email", "alice", "", 400),
-		hs("v3 associations parameter", "GET", base+"companies/52001?associations=contacts", "alice", "", 400),
+		hs("v3 associations parameter needing the rule's fields", "GET", base+"companies/52001?associations=contacts", "alice", "", 403),
+		hs("v3 associations parameter to a forbidden type", "GET", base+"contacts?associations=0-5", "alice", "", 403),
+		hs("v3 associations parameter to an unknown type", "GET", base+"contacts?associations=2-999", "alice", "", 400),
+		hs("v3 associations parameter in capitals", "GET", base+"contacts?Associations=tickets", "alice", "", 400),
+		with(hs("v3 associations parameter under an unconditional rule", "GET", base+"companies/52003?associations=contacts", "sky", "", 200),
+			func(a *attack) {
+				a.leak = nil
+				a.reach = reachOnce("GET " + base + "companies/52003")
+				a.check = func(t *testing.T, e *env, r response) {
+					if !strings.Contains(string(r.Body), `"associations":{"contacts":{"results":[{"id":"51003"`) {
+						t.Errorf("associations missing: %s", r.Body)
+					}
+				}
+			}),
 		// Associations: judged by the associated type's policy.
 		hs("v4 associations needing the rule's fields", "GET", "/crm/v4/objects/companies/52001/associations/contacts", "alice", "", 403),
 		hs("v4 associations to a forbidden type", "GET", "/crm/v4/objects/companies/52001/associations/tickets", "alice", "", 403),

@@ -279,7 +279,9 @@ func (h *hub) list(w http.ResponseWriter, r *http.Request) {
 	end := min(start+limit, len(recs))
 	results := make([]any, 0, end-start)
 	for _, rec := range recs[start:end] {
-		results = append(results, h.render(o, rec, want, history))
+		out := h.render(o, rec, want, history)
+		h.withAssociations(o, rec, out, listParam(q["associations"]))
+		results = append(results, out)
 	}
 	out := map[string]any{"results": results}
 	if p := h.paging(r, o, end, end < len(recs)); p != nil {
@@ -345,7 +347,9 @@ func (h *hub) read(w http.ResponseWriter, r *http.Request) {
 	if _, named := q["properties"]; named {
 		want = listParam(q["properties"])
 	}
-	h.write(w, r, http.StatusOK, h.render(o, rec, want, listParam(q["propertiesWithHistory"])))
+	out := h.render(o, rec, want, listParam(q["propertiesWithHistory"]))
+	h.withAssociations(o, rec, out, listParam(q["associations"]))
+	h.write(w, r, http.StatusOK, out)
 }
 
 // decodeWrite reads {"properties":{...}} into dataset fields; a property
@@ -529,6 +533,11 @@ func (h *hub) associated(w http.ResponseWriter, r *http.Request) (*hubObject, []
 		h.notFound(w, r)
 		return nil, nil, false
 	}
+	return to, h.assocIDs(o, rec, to), true
+}
+
+// assocIDs are the HubSpot ids of the records of to associated with rec.
+func (h *hub) assocIDs(o *hubObject, rec map[string]any, to *hubObject) []string {
 	var ids []string
 	switch {
 	case o.suite == "Accounts" && to.prop("associatedcompanyid") != nil:
@@ -543,7 +552,30 @@ func (h *hub) associated(w http.ResponseWriter, r *http.Request) (*hubObject, []
 		}
 	}
 	slices.Sort(ids)
-	return to, ids, true
+	return ids
+}
+
+// withAssociations adds the v3 "associations" member a read or list asks
+// for with ?associations=type,...: {"companies":{"results":[{"id","type"}]}}.
+func (h *hub) withAssociations(o *hubObject, rec map[string]any, out map[string]any, types []string) {
+	if len(types) == 0 {
+		return
+	}
+	assoc := map[string]any{}
+	for _, t := range types {
+		to := hubObjectByType(t)
+		if to == nil {
+			continue
+		}
+		var res []any
+		for _, id := range h.assocIDs(o, rec, to) {
+			res = append(res, map[string]any{"id": id, "type": o.singular + "_to_" + to.singular})
+		}
+		if len(res) > 0 {
+			assoc[to.name] = map[string]any{"results": res}
+		}
+	}
+	out["associations"] = assoc
 }
 
 func (h *hub) associationsV4(w http.ResponseWriter, r *http.Request) {

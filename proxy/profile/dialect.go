@@ -31,3 +31,14 @@ type FieldFetcher interface {
 	// what the client asked for. fields may be empty.
 	WithFields(m Match, rawQuery string, body []byte, fields []string) (query string, newBody []byte, err error)
 }
+
+// Associator is implemented by the Dialect of a CRM whose reads can carry
+// the ids of associated records of other modules (HubSpot's associations
+// parameter): the proxy judges each such module as it judges a related
+// list of bare ids.
+type Associator interface {
+	// Associations lists the modules whose associated ids the request
+	// asks for, in canonical spelling. A name the profile does not know
+	// is ErrBadQuery.
+	Associations(rawQuery string) ([]string, error)
+}

@@ -210,12 +210,47 @@ func hsProperty(s string) bool { return validFieldRef(s) && !strings.Contains(s,
 // hsRefused are list parameters that return data the field and record
 // rules would not see: propertiesWithHistory lists every past value of a
 // property (an owner's earlier records, a phone number before masking
-// applied to its current value only); associations lists the ids of
-// associated records of other object types, which their own policy never
-// judged; idProperty looks records up by another property (an e-mail
-// address), which is an oracle for that property. They are refused in
-// any case spelling.
-var hsRefused = []string{"propertiesWithHistory", "associations", "idProperty"}
+// applied to its current value only); idProperty looks records up by
+// another property (an e-mail address), which is an oracle for that
+// property. They are refused in any case spelling.
+var hsRefused = []string{"propertiesWithHistory", "idProperty"}
+
+// Associations reads the associations parameter of a read or list: the
+// object types whose associated ids each record is to carry. The proxy
+// judges each type's policy (Associator); a spelling HubSpot might read
+// but crmgate would not ("Associations") is refused by QueryFields.
+func (hubspotQuery) Associations(rawQuery string) ([]string, error) {
+	var out []string
+	for raw := rawQuery; raw != ""; {
+		var pair string
+		pair, raw, _ = strings.Cut(raw, "&")
+		rawName, rawValue, _ := strings.Cut(pair, "=")
+		name, err := url.QueryUnescape(rawName)
+		if err != nil {
+			return nil, fmt.Errorf("associations: parameter name %q: %w", truncate(rawName), ErrBadQuery)
+		}
+		if strings.TrimSpace(name) != "associations" {
+			continue
+		}
+		value, err := url.QueryUnescape(rawValue)
+		if err != nil {
+			return nil, fmt.Errorf("associations: value: %w", ErrBadQuery)
+		}
+		for _, t := range strings.Split(value, ",") {
+			if t = strings.TrimSpace(t); t == "" {
+				continue
+			}
+			m, ok := hubspotLinks()[strings.ToLower(t)]
+			if !ok {
+				return nil, fmt.Errorf("associations: object type %q: %w", truncate(t), ErrBadQuery)
+			}
+			if !slices.Contains(out, m) {
+				out = append(out, m)
+			}
+		}
+	}
+	return out, nil
+}
 
 func (hubspotQuery) QueryFields(rawQuery string, body []byte) ([]QueryField, error) {
 	var out []QueryField
@@ -239,6 +274,9 @@ func (hubspotQuery) QueryFields(rawQuery string, body []byte) ([]QueryField, err
 			if strings.EqualFold(name, r) {
 				return nil, fmt.Errorf("query fields: parameter %q is refused: %w", truncate(name), ErrBadQuery)
 			}
+		}
+		if strings.EqualFold(name, "associations") && name != "associations" {
+			return nil, fmt.Errorf("query fields: parameter %q is not one HubSpot reads: %w", truncate(name), ErrBadQuery)
 		}
 		if !strings.EqualFold(name, "properties") {
 			continue

@@ -113,7 +113,7 @@ func TestHubSpotWithFields(t *testing.T) {
 
 func TestHubSpotQueryFieldsRefuses(t *testing.T) {
 	d := mustBuiltin(t, "hubspot").Dialect
-	for _, q := range []string{"propertiesWithHistory=phone", "PROPERTIESWITHHISTORY=x", "associations=companies", "idProperty=email",
+	for _, q := range []string{"propertiesWithHistory=phone", "PROPERTIESWITHHISTORY=x", "Associations=companies", "idProperty=email",
 		"Properties=phone", "properties=a.b", "properties=MUL(x)"} {
 		if _, err := d.QueryFields(q, nil); !errors.Is(err, ErrBadQuery) {
 			t.Errorf("%s: %v", q, err)
@@ -130,5 +130,16 @@ func TestHubSpotQueryFieldsRefuses(t *testing.T) {
 	fs, err := d.QueryFields("properties=a,b", []byte(`{"filterGroups":[{"filters":[{"propertyName":"x","operator":"EQ","value":1}]}],"sorts":[{"propertyName":"y"}],"query":"q"}`))
 	if err != nil || len(fs) != 5 || fs[2].Name != "x" || fs[2].Use != UseFilter || fs[3].Use != UseSort || fs[4].Use != UseText {
 		t.Errorf("fields %+v %v", fs, err)
+	}
+}
+
+func TestHubSpotAssociations(t *testing.T) {
+	d := mustBuiltin(t, "hubspot").Dialect.(Associator)
+	got, err := d.Associations("limit=1&associations=0-2,contacts&associations=COMPANY")
+	if err != nil || strings.Join(got, ",") != "companies,contacts" {
+		t.Errorf("associations = %v, %v", got, err)
+	}
+	if _, err := d.Associations("associations=2-999"); !errors.Is(err, ErrBadQuery) {
+		t.Errorf("custom object: %v", err)
 	}
 }
