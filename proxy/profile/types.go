@@ -2,9 +2,9 @@
 // action, and describes where that CRM puts records and fields in its JSON.
 //
 // A Profile is data, not code: a table of routes plus the shape of the CRM's
-// JSON envelopes. Built-in profiles (suitecrm8, espocrm) and user-declared
-// ones (generic, from crm.routes in the config) are the same type, so there
-// is one classifier to test and to fuzz.
+// JSON envelopes. Built-in profiles (suitecrm8, espocrm, hubspot) and
+// user-declared ones (generic, from crm.routes in the config) are the same
+// type, so there is one classifier to test and to fuzz.
 package profile
 
 // Kind says what a route returns or accepts, so the proxy knows which
