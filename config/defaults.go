@@ -41,6 +41,7 @@ const (
 	ProfileEspoCRM   = "espocrm"
 	ProfileDynamics  = "dynamics"
 	ProfileGeneric   = "generic"
+	ProfileHubSpot   = "hubspot"
 
 	StoreMemory = "memory"
 	StoreRedis  = "redis"

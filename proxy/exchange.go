@@ -48,10 +48,15 @@ type exchange struct {
 	pushReason    string
 	pushed        bool
 	upstreamQuery string
-	// rewritten: the profile forwards its own reading of every query
-	// (profile.Canonicalizer), upstreamQuery, with extraHeader set.
+	// rewritten: upstreamQuery replaces the client's query for another
+	// reason than the pushed rule: the profile forwards its own reading of
+	// every query (profile.Canonicalizer, with extraHeader set), or the
+	// record rule's fields were asked for (profile.FieldFetcher).
+	// clientQuery is the body of a QueryBody route as the client sent it,
+	// before any rewrite of x.body.
 	rewritten   bool
 	extraHeader http.Header
+	clientQuery []byte
 
 	respDone        chan struct{} // closed when the response transform ends
 	recordsReturned int
@@ -78,6 +83,17 @@ func (h *Handler) begin(w http.ResponseWriter, r *http.Request) *exchange {
 		decisionID: decisionID,
 		h:          h,
 	}
+}
+
+// queryBody is the client's query body (search), nil for other routes.
+func (x *exchange) queryBody() []byte { return x.clientQuery }
+
+// currentQuery is the query as it will be sent upstream so far.
+func (x *exchange) currentQuery() string {
+	if x.pushed || x.rewritten {
+		return x.upstreamQuery
+	}
+	return x.r.URL.RawQuery
 }
 
 type exchangeKey struct{}

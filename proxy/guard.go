@@ -24,6 +24,9 @@ func (h *Handler) guardRequest(x *exchange) error {
 	if err := h.guardQuery(x); err != nil {
 		return err
 	}
+	if err := h.guardAssociations(x); err != nil {
+		return err
+	}
 	if err := h.guardCreateID(x); err != nil {
 		return err
 	}
@@ -55,7 +58,7 @@ func errHiddenFieldQuery(fields []string) *Problem {
 // hidden or masked, because the CRM, not crmgate, chooses the fields it
 // searches.
 func (h *Handler) guardQuery(x *exchange) error {
-	refs, err := h.o.Profile.QueryFields(x.r.URL.RawQuery)
+	refs, err := h.o.Profile.ListQueryFields(x.r.URL.RawQuery, x.queryBody())
 	if err != nil {
 		return errBadRequest("The query names fields in a form crmgate cannot check.", "bad query", err)
 	}
@@ -119,7 +122,7 @@ func (h *Handler) fieldRemoved(d *policy.Decision, module, ref string) bool {
 
 // queriedFields are the fields the request's query filters or sorts on.
 func (h *Handler) queriedFields(x *exchange) []string {
-	refs, err := h.o.Profile.QueryFields(x.r.URL.RawQuery)
+	refs, err := h.o.Profile.ListQueryFields(x.r.URL.RawQuery, x.queryBody())
 	if err != nil {
 		return nil // refused in guardQuery before any response is read
 	}

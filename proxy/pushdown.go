@@ -24,12 +24,18 @@ func errQueryConflict(cause error) *Problem {
 // all the same. Related lists are filtered after: their query parameters
 // are not the module list's.
 func (h *Handler) pushRecordRule(x *exchange) error {
+	if err := h.askRuleFields(x); err != nil {
+		return err
+	}
 	if x.match.Kind != profile.KindList || x.match.Action != policy.ActionList {
 		return nil
 	}
-	f, err := h.o.Policy.RecordFilter(x.r.Context(), &x.input)
-	if err != nil {
-		return errPolicy(err)
+	f := x.filter
+	if f == nil {
+		var err error
+		if f, err = h.o.Policy.RecordFilter(x.r.Context(), &x.input); err != nil {
+			return errPolicy(err)
+		}
 	}
 	x.filter = f
 	p := f.Pushdown()
@@ -44,7 +50,11 @@ func (h *Handler) pushRecordRule(x *exchange) error {
 		x.pushdown, x.pushReason = cond.None, "the profile knows no query language"
 		return nil
 	}
-	q, _, ok, err := h.o.Profile.Dialect.Push(x.match, x.r.URL.RawQuery, nil, p.Cond)
+	var body []byte
+	if x.match.QueryBody {
+		body = x.body
+	}
+	q, newBody, ok, err := h.o.Profile.Dialect.Push(x.match, x.currentQuery(), body, p.Cond)
 	if err != nil {
 		return errQueryConflict(err)
 	}
@@ -53,6 +63,9 @@ func (h *Handler) pushRecordRule(x *exchange) error {
 		return nil
 	}
 	x.upstreamQuery, x.pushed = q, true
+	if x.match.QueryBody {
+		x.body = newBody
+	}
 	if x.pushdown == cond.Exact && len(h.queriedFields(x)) > 0 && f.MayHideFields() {
 		// Records whose filtered or sorted field is hidden for them are
 		// dropped after the CRM counted them (queryGuardRule).
@@ -109,4 +122,39 @@ func pushLevelLabel(level string) string {
 		return metrics.PushdownPartial
 	}
 	return metrics.PushdownNone
+}
+
+// askRuleFields makes a CRM that answers only the fields a request names
+// (profile.FieldFetcher: HubSpot) return the fields the record rule reads,
+// so each record of a list or read can be judged; without them every
+// record would fail the rule, or worse, be judged on absent fields.
+func (h *Handler) askRuleFields(x *exchange) error {
+	ff, ok := h.o.Profile.Dialect.(profile.FieldFetcher)
+	if !ok || x.match.IDsOnly {
+		return nil
+	}
+	switch {
+	case x.match.Kind == profile.KindList && (x.match.Action == policy.ActionList || x.match.Action == policy.ActionRead):
+	case x.match.Kind == profile.KindRecord && x.match.Action == policy.ActionRead:
+	default:
+		return nil
+	}
+	f, err := h.o.Policy.RecordFilter(x.r.Context(), x.recordInput())
+	if err != nil {
+		return errPolicy(err)
+	}
+	x.filter = f
+	var body []byte
+	if x.match.QueryBody {
+		body = x.body
+	}
+	q, newBody, err := ff.WithFields(x.match, x.currentQuery(), body, f.Fields())
+	if err != nil {
+		return errBadRequest("The query names fields in a form crmgate cannot check.", "bad query", err)
+	}
+	x.upstreamQuery, x.rewritten = q, true
+	if x.match.QueryBody {
+		x.body = newBody
+	}
+	return nil
 }

@@ -75,14 +75,14 @@ var writeActions = map[string]bool{policy.ActionCreate: true, policy.ActionUpdat
 func (h *Handler) readBody(x *exchange) error {
 	r := x.r
 	hasBody := r.ContentLength != 0 || len(r.TransferEncoding) > 0
-	if !x.match.NeedsBody && !writeActions[x.match.Action] {
+	if !x.match.NeedsBody && !writeActions[x.match.Action] && !x.match.QueryBody {
 		if hasBody {
 			return errBadRequest("This request must not have a body.", "unexpected body", nil)
 		}
 		return nil
 	}
 	if !hasBody {
-		if x.match.NeedsBody {
+		if x.match.NeedsBody || x.match.QueryBody {
 			return errBadRequest("This request needs a JSON body.", "missing body", nil)
 		}
 		return nil
@@ -124,6 +124,11 @@ func (h *Handler) readBody(x *exchange) error {
 	}
 	x.match = m
 	x.input.Resource.Module, x.input.Resource.ID, x.input.Resource.Action = m.Module, m.ID, m.Action
+	if m.QueryBody {
+		// A search body is a query, read by guardQuery, not fields written.
+		x.clientQuery = body
+		return nil
+	}
 	fields, err := writtenFields(doc, h.o.Profile.Shape.RecordPath, h.o.Profile.Shape.FieldsPath, x.match.Action)
 	if err != nil {
 		return errBadRequest("The request body is not shaped as this CRM expects.", "bad body shape", err)

@@ -7,6 +7,7 @@ import (
 	"net/http"
 
 	"github.com/crmgate/crmgate/policy"
+	"github.com/crmgate/crmgate/proxy/profile"
 )
 
 // maxTargetRecord bounds the record fetched to check a write's target.
@@ -67,6 +68,9 @@ func (h *Handler) fetchRecord(x *exchange) (map[string]any, error) {
 	u := *h.o.Upstream.URL
 	u.Path = joinPath(u.Path, path)
 	u.RawPath, u.RawQuery = u.Path, ""
+	if u.RawQuery, err = h.targetFieldsQuery(x); err != nil {
+		return nil, err
+	}
 	req, err := http.NewRequestWithContext(x.r.Context(), http.MethodGet, u.String(), nil)
 	if err != nil {
 		return nil, upstreamErrorProblem(err)
@@ -137,4 +141,31 @@ func intersectFold(a, b []string) []string {
 		}
 	}
 	return out
+}
+
+// targetFieldsQuery is the query that makes a CRM which answers only the
+// fields a request names (profile.FieldFetcher) return the fields the
+// record rule reads for the target's module, for reading and for the
+// write's own action. Other CRMs answer every field: no query.
+func (h *Handler) targetFieldsQuery(x *exchange) (string, error) {
+	ff, ok := h.o.Profile.Dialect.(profile.FieldFetcher)
+	if !ok {
+		return "", nil
+	}
+	var fields []string
+	for _, action := range []string{policy.ActionRead, x.match.Action} {
+		in := x.input
+		in.Resource = policy.Resource{CRM: h.o.Profile.Name, Module: x.match.Module, ID: x.match.ID, Action: action}
+		f, err := h.o.Policy.RecordFilter(x.r.Context(), &in)
+		if err != nil {
+			return "", errPolicy(err)
+		}
+		fields = append(fields, f.Fields()...)
+	}
+	m := profile.Match{Module: x.match.Module, ID: x.match.ID, Action: policy.ActionRead, Kind: profile.KindRecord}
+	q, _, err := ff.WithFields(m, "", nil, fields)
+	if err != nil {
+		return "", errPolicy(fmt.Errorf("check target: %w", err))
+	}
+	return q, nil
 }

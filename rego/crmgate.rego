@@ -151,12 +151,17 @@ require_mfa if "admin" in input.subject.roles
 # to every record it returns and to the target of every write, so reads by
 # id need no rule here (and the module decision stays cacheable).
 
-# A customer filing or editing a case for another company.
+# A customer filing or editing a case for another company. Written as "not
+# mine" rather than "!=": an account this CRM has no id for (crm_id
+# undefined) then blocks, where "!=" would compare with nothing and pass.
 request_blocked("customer") if {
 	class == "case"
 	some f in data.crmgate_data.fields.account
-	input.resource.body[f] != my_account
+	value := input.resource.body[f]
+	not my_account_in_crm(value)
 }
+
+my_account_in_crm(value) if value == crm_id(my_account)
 
 reasons contains "subject has no role crmgate knows" if count(active_roles) == 0
 

@@ -230,7 +230,7 @@ read_by_id(subject, module, id) := v if {
 create_with(subject, module, body) := v if {
 	v := crmgate.allow with input as {
 		"subject": subject,
-		"resource": {"module": module, "action": "create", "fields": object.keys(body), "body": body},
+		"resource": {"crm": crm_of(module), "module": module, "action": "create", "fields": object.keys(body), "body": body},
 	}
 }
 
@@ -260,6 +260,24 @@ test_customer_files_cases_only_for_own_account if {
 	not create_with(customer, "Case", {"name": "Broken till", "accountId": "acc-2"})
 	not create_with(customer, "Cases", {"name": "x", "account_id": "acc-1", "billing_account_id": "acc-2"})
 	not create_with(customer, "Cases", {"name": "x", "account_id": null})
+}
+
+# An account id the CRM maps to nothing (no crm_ids entry) must block, not
+# compare to nothing and pass.
+test_customer_case_guard_fails_closed_on_unmapped_account if {
+	not crmgate.allow with input as {
+		"subject": customer,
+		"resource": {"crm": "hubspot", "module": "tickets", "action": "create", "fields": ["associatedcompanyid"], "body": {"associatedcompanyid": "52002"}},
+	}
+		with data.crmgate_data.crm_ids.hubspot as {"u-sales1": "31000003"}
+	not crmgate.allow with input as {
+		"subject": customer,
+		"resource": {"crm": "hubspot", "module": "tickets", "action": "create", "fields": ["associatedcompanyid"], "body": {"associatedcompanyid": "52002"}},
+	}
+	crmgate.allow with input as {
+		"subject": customer,
+		"resource": {"crm": "hubspot", "module": "tickets", "action": "create", "fields": ["associatedcompanyid"], "body": {"associatedcompanyid": "52001"}},
+	}
 }
 
 test_staff_reads_personnel_by_id_only_where_allowed if {

@@ -316,7 +316,8 @@ func TestBypassCorpusSize(t *testing.T) {
 		len(recordAttacks()) + len(queryAttacks()) + len(responseAttacks()) + len(recordHiddenAttacks()) +
 		len(rawHostAttacks()) + len(smuggleAttacks()) + len(rawOversizeAttacks()) + len(pushdownAttacks()) +
 		len(clientAddrAttacks()) +
-		len(dynamicsAttacks())
+		len(dynamicsAttacks()) +
+		len(hubspotAttacks())
 	t.Logf("bypass corpus: %d cases", n)
 	if n < 200 {
 		t.Fatalf("bypass corpus has %d cases, want at least 200", n)

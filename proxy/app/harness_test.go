@@ -147,6 +147,8 @@ func newEnvWithPolicy(t testing.TB, crm string, policyFS fs.FS, opts ...envOptio
 		crmHandler = emulator.NewEspoCRM(e.ds, emulator.EspoOptions{APIKey: "espo-key"})
 	case "dynamics":
 		crmHandler = emulator.NewDynamics(e.ds, emulator.DynamicsOptions{Tenant: "contoso-tenant", ClientID: "crmgate", ClientSecret: "s3cret"})
+	case "hubspot":
+		crmHandler = emulator.NewHubSpot(e.ds, emulator.HubSpotOptions{Token: hubspotToken})
 	default:
 		t.Fatalf("unknown crm %q", crm)
 	}
@@ -161,6 +163,9 @@ func newEnvWithPolicy(t testing.TB, crm string, policyFS fs.FS, opts ...envOptio
 	}
 	if crm == "dynamics" {
 		cfg.Upstream.Auth = demo.DynamicsAuth(up.URL, "s3cret")
+	}
+	if crm == "hubspot" {
+		cfg.Upstream.Auth = config.UpstreamAuth{Type: "header", Header: "Authorization", Value: "Bearer " + hubspotToken}
 	}
 	for _, o := range opts {
 		o(cfg)

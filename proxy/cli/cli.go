@@ -208,9 +208,9 @@ func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 }
 
 func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer, version string) error {
-	fs := newFlags("demo", "demo [--listen ADDR] [--crm suitecrm8|dynamics]", stderr)
+	fs := newFlags("demo", "demo [--listen ADDR] [--crm suitecrm8|dynamics|hubspot]", stderr)
 	listen := fs.String("listen", "127.0.0.1:8080", "address of the demo proxy (loopback only)")
-	crm := fs.String("crm", demo.DefaultCRM, "the demo CRM to put crmgate in front of")
+	crm := fs.String("crm", "suitecrm8", "the demo CRM crmgate runs in front of (suitecrm8, dynamics, hubspot)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}

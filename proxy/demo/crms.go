@@ -3,58 +3,66 @@ package demo
 import (
 	"fmt"
 	"net/http"
-	"sort"
+	"slices"
 	"strings"
 
 	"github.com/crmgate/crmgate/config"
 	"github.com/crmgate/crmgate/proxy/emulator"
 )
 
-// CRM is one CRM the demo can put crmgate in front of: its emulator, the
-// profile crmgate uses for it, crmgate's upstream credential and the
-// commands the intro suggests. Add a row to CRMs to offer another.
+// Command is one suggested demo request; Body, when set, is sent as JSON.
+type Command struct{ Persona, Shows, Method, Path, Body string }
+
+// CRM is one CRM the demo can start in front of (crmgate demo --crm NAME):
+// its emulator, the profile and upstream credential crmgate uses for it,
+// and the requests the demo suggests.
 type CRM struct {
-	// Profile is the crm.profile crmgate runs with.
+	Name  string // the --crm value
+	Title string // what the intro calls the demo CRM
+	// Profile is crm.profile.
 	Profile string
-	// Describe names the emulated API in the intro.
-	Describe string
-	// Emulator serves ds, accepting secret as crmgate's credential.
+	// Emulator serves the department store with secret as crmgate's
+	// upstream credential; Auth is that credential in crmgate's config.
 	Emulator func(ds *emulator.Dataset, secret string) http.Handler
-	// Auth is crmgate's upstream credential for the emulator at crmURL.
-	Auth func(crmURL, secret string) config.UpstreamAuth
-	// Browse is a list path to open in a browser.
+	Auth     func(crmURL, secret string) config.UpstreamAuth
+	// Browse is the path the intro suggests opening in a browser.
 	Browse   string
 	Commands []Command
 }
 
-// Command is a suggested request: persona, what it shows, method, path.
-type Command struct{ Persona, Shows, Method, Path string }
-
-// DefaultCRM is the demo's CRM without --crm.
-const DefaultCRM = "suitecrm8"
-
-// CRMs are the demo's CRMs by --crm name.
-var CRMs = map[string]CRM{
-	"suitecrm8": {
-		Profile: "suitecrm8", Describe: "a demo SuiteCRM V8 API",
+// CRMs are the demo CRMs, the first the default.
+var CRMs = []CRM{
+	{
+		Name: "suitecrm8", Title: "a demo SuiteCRM V8 API", Profile: config.ProfileSuiteCRM8,
 		Emulator: func(ds *emulator.Dataset, secret string) http.Handler {
 			return emulator.NewSuiteCRM(ds, emulator.SuiteOptions{ClientID: "crmgate", ClientSecret: secret})
 		},
 		Auth: func(crmURL, secret string) config.UpstreamAuth {
-			return config.UpstreamAuth{Type: "oauth2_client_credentials", TokenURL: crmURL + "/Api/access_token",
+			return config.UpstreamAuth{Type: config.AuthClientCredentials, TokenURL: crmURL + "/Api/access_token",
 				ClientID: "crmgate", ClientSecret: secret}
 		},
 		Browse:   "/Api/V8/module/Accounts",
 		Commands: Commands,
 	},
-	"dynamics": {
-		Profile: "dynamics", Describe: "a demo Dataverse (Dynamics 365) Web API",
+	{
+		Name: "dynamics", Title: "a demo Dataverse (Dynamics 365) Web API", Profile: config.ProfileDynamics,
 		Emulator: func(ds *emulator.Dataset, secret string) http.Handler {
 			return emulator.NewDynamics(ds, emulator.DynamicsOptions{Tenant: DynamicsTenant, ClientID: "crmgate", ClientSecret: secret})
 		},
 		Auth:     DynamicsAuth,
 		Browse:   "/api/data/v9.2/accounts",
 		Commands: dynamicsCommands(),
+	},
+	{
+		Name: "hubspot", Title: "a demo HubSpot CRM v3 API", Profile: config.ProfileHubSpot,
+		Emulator: func(ds *emulator.Dataset, secret string) http.Handler {
+			return emulator.NewHubSpot(ds, emulator.HubSpotOptions{Token: "pat-demo-" + secret})
+		},
+		Auth: func(_, secret string) config.UpstreamAuth {
+			return config.UpstreamAuth{Type: config.AuthHeader, Header: "Authorization", Value: "Bearer pat-demo-" + secret}
+		},
+		Browse:   "/crm/v3/objects/companies",
+		Commands: HubSpotCommands,
 	},
 }
 
@@ -74,31 +82,47 @@ func dynamicsCommands() []Command {
 	acc1 := emulator.DynamicsID("acc-1")
 	const b = "/api/data/v9.2"
 	return []Command{
-		{"pat", "a customer sees only her own account", "GET", b + "/accounts?$select=name,telephone1"},
-		{"alice", "sales lists her team's accounts; the rule runs in $filter (true @odata.count)", "GET", b + "/accounts?$select=name,_ownerid_value&$count=true"},
-		{"alice", "sales reads products (standardcost hidden)", "GET", b + "/products"},
-		{"alice", "sales may not filter on a buy price (403)", "GET", b + "/products?$filter=standardcost%20gt%20100"},
-		{"alice", "sales do not see the Helpdesk, not even through an account (403)", "GET", b + "/accounts(" + acc1 + ")/incident_customer_accounts"},
-		{"alice", "an account's contacts, each judged as a contact (phones masked)", "GET", b + "/accounts(" + acc1 + ")/contact_customer_accounts"},
-		{"alice", "$expand is refused (400)", "GET", b + "/accounts?$expand=primarycontactid"},
-		{"sky", "support works every case", "GET", b + "/incidents"},
-		{"ivan", "inventory sees buy prices", "GET", b + "/products?$select=name,standardcost"},
-		{"sam-nomfa", "an admin without MFA is stepped up (401, RFC 9470)", "GET", b + "/new_employees"},
+		{"pat", "a customer sees only her own account", "GET", b + "/accounts?$select=name,telephone1", ""},
+		{"alice", "sales lists her team's accounts; the rule runs in $filter (true @odata.count)", "GET", b + "/accounts?$select=name,_ownerid_value&$count=true", ""},
+		{"alice", "sales reads products (standardcost hidden)", "GET", b + "/products", ""},
+		{"alice", "sales may not filter on a buy price (403)", "GET", b + "/products?$filter=standardcost%20gt%20100", ""},
+		{"alice", "sales do not see the Helpdesk, not even through an account (403)", "GET", b + "/accounts(" + acc1 + ")/incident_customer_accounts", ""},
+		{"alice", "an account's contacts, each judged as a contact (phones masked)", "GET", b + "/accounts(" + acc1 + ")/contact_customer_accounts", ""},
+		{"alice", "$expand is refused (400)", "GET", b + "/accounts?$expand=primarycontactid", ""},
+		{"sky", "support works every case", "GET", b + "/incidents", ""},
+		{"ivan", "inventory sees buy prices", "GET", b + "/products?$select=name,standardcost", ""},
+		{"sam-nomfa", "an admin without MFA is stepped up (401, RFC 9470)", "GET", b + "/new_employees", ""},
 	}
 }
 
-func lookupCRM(name string) (CRM, error) {
+// LookupCRM returns the demo CRM called name.
+func LookupCRM(name string) (CRM, error) {
 	if name == "" {
-		name = DefaultCRM
+		return CRMs[0], nil
 	}
-	c, ok := CRMs[name]
-	if !ok {
+	i := slices.IndexFunc(CRMs, func(c CRM) bool { return c.Name == name })
+	if i < 0 {
 		var names []string
-		for n := range CRMs {
-			names = append(names, n)
+		for _, c := range CRMs {
+			names = append(names, c.Name)
 		}
-		sort.Strings(names)
-		return CRM{}, fmt.Errorf("demo: unknown --crm %q (one of %s)", name, strings.Join(names, ", "))
+		return CRM{}, fmt.Errorf("demo: unknown crm %q (one of %s)", name, strings.Join(names, ", "))
 	}
-	return c, nil
+	return CRMs[i], nil
+}
+
+// HubSpotCommands are the demo's requests in front of HubSpot.
+var HubSpotCommands = []Command{
+	{"pat", "a customer sees only her own company", "GET", "/crm/v3/objects/companies", ""},
+	{"alice", "sales lists her team's contacts (phones and e-mail masked)", "GET", "/crm/v3/objects/contacts?properties=firstname,phone,email", ""},
+	{"alice", "a search: the record rule is added to every filter group (full pages, HubSpot's total)", "POST", "/crm/v3/objects/contacts/search",
+		`{"filterGroups":[{"filters":[{"propertyName":"firstname","operator":"HAS_PROPERTY"}]}],"limit":3}`},
+	{"alice", "the same object type by its id, 0-7: a product, buy price hidden", "GET", "/crm/v3/objects/0-7/57001?properties=name,price,hs_cost_of_goods_sold", ""},
+	{"alice", "searching on the hidden buy price is refused (403)", "POST", "/crm/v3/objects/products/search",
+		`{"sorts":[{"propertyName":"hs_cost_of_goods_sold","direction":"DESCENDING"}]}`},
+	{"alice", "sales do not see the Helpdesk (403)", "GET", "/crm/v3/objects/tickets", ""},
+	{"alice", "associations carry bare ids the rule cannot judge (403)", "GET", "/crm/v4/objects/companies/52001/associations/contacts", ""},
+	{"sky", "support works every ticket", "GET", "/crm/v3/objects/tickets", ""},
+	{"ivan", "inventory sees buy prices", "GET", "/crm/v3/objects/products/57001?properties=name,hs_cost_of_goods_sold", ""},
+	{"sam-nomfa", "an admin without MFA is stepped up (401, RFC 9470)", "GET", "/crm/v3/objects/deals", ""},
 }

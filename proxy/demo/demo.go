@@ -41,7 +41,7 @@ type Options struct {
 	DecisionLog zapcore.WriteSyncer
 	// Ready, when set, receives the running demo once it serves (tests).
 	Ready func(*Env)
-	// CRM names the demo CRM (CRMs); empty is DefaultCRM.
+	// CRM names the demo CRM (CRMs); empty is the first, SuiteCRM.
 	CRM string
 }
 
@@ -65,6 +65,7 @@ type Env struct {
 	CRMURL    string
 	Personas  []Persona
 	Dataset   *emulator.Dataset
+	CRM       CRM
 	issuerURL string
 }
 
@@ -164,7 +165,7 @@ func Run(ctx context.Context, o Options) error {
 		dlog = zapcore.Lock(os.Stderr)
 	}
 
-	crm, err := lookupCRM(o.CRM)
+	crm, err := LookupCRM(o.CRM)
 	if err != nil {
 		return err
 	}
@@ -208,8 +209,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 	adminToken := randomHex(16)
 	cfg := Config(mainLn.Addr().String(), adminLn.Addr().String(), "http://"+crmLn.Addr().String(), iss.URL(), adminToken, clientSecret)
-	cfg.CRM.Profile = crm.Profile
-	cfg.Upstream.Auth = crm.Auth(cfg.Upstream.URL, clientSecret)
+	cfg.CRM.Profile, cfg.Upstream.Auth = crm.Profile, crm.Auth(cfg.Upstream.URL, clientSecret)
 	enableLogin(cfg, loginClient.ID, loginClient.Secret)
 	if err := cfg.Validate(); err != nil {
 		mainLn.Close()
@@ -224,7 +224,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 
 	env := &Env{ProxyURL: proxyURL, AdminURL: "http://" + adminLn.Addr().String(),
-		AdminKey: adminToken, CRMURL: "http://" + crmLn.Addr().String(), Dataset: ds, issuerURL: iss.URL()}
+		AdminKey: adminToken, CRMURL: "http://" + crmLn.Addr().String(), Dataset: ds, CRM: crm, issuerURL: iss.URL()}
 	for _, p := range Personas() {
 		claims := map[string]any{"aud": Audience}
 		for k, v := range p.Claims {
@@ -239,42 +239,37 @@ func Run(ctx context.Context, o Options) error {
 		p.Token = tok
 		env.Personas = append(env.Personas, p)
 	}
-	printIntro(out, env, crm)
+	printIntro(out, env)
 	if o.Ready != nil {
 		o.Ready(env)
 	}
 	return a.Serve(ctx, mainLn, adminLn)
 }
 
-// Commands are the demo's suggested requests: persona, what it shows, method, path.
+// Commands are the SuiteCRM demo's suggested requests.
 var Commands = []Command{
-	{"pat", "a customer sees only her own account", "GET", "/Api/V8/module/Accounts"},
-	{"pat", "a customer cannot read personnel records (403)", "GET", "/Api/V8/module/Employees"},
-	{"alice", "sales lists accounts", "GET", "/Api/V8/module/Accounts"},
-	{"alice", "sales reads a product (buy price hidden)", "GET", "/Api/V8/module/AOS_Products/p-1"},
-	{"alice", "sales sees only her own personnel record", "GET", "/Api/V8/module/Employees"},
-	{"alice", "sales cannot read CRM user records (403)", "GET", "/Api/V8/module/Users"},
-	{"alice", "sales do not see the Helpdesk, not even through an account (403)", "GET", "/Api/V8/module/Accounts/acc-1/relationships/cases"},
-	{"alice", "an account's contacts, each judged as a contact (phones masked)", "GET", "/Api/V8/module/Accounts/acc-1/relationships/contacts"},
-	{"pat", "a customer's cases: the record rule runs in the CRM's query (full pages, true totals)", "GET", "/Api/V8/module/Cases?page[size]=20"},
-	{"sky", "support works every case on the Helpdesk", "GET", "/Api/V8/module/Cases"},
-	{"morgan", "a line manager sees his team's personnel records", "GET", "/Api/V8/module/Employees"},
-	{"ivan", "inventory sees buy prices", "GET", "/Api/V8/module/AOS_Products/p-1"},
-	{"ivan", "inventory cannot read customers (403)", "GET", "/Api/V8/module/Accounts"},
-	{"sam", "an admin with MFA reads personnel", "GET", "/Api/V8/module/Employees"},
-	{"sam-nomfa", "an admin without MFA is stepped up (401, RFC 9470)", "GET", "/Api/V8/module/Employees"},
+	{"pat", "a customer sees only her own account", "GET", "/Api/V8/module/Accounts", ""},
+	{"pat", "a customer cannot read personnel records (403)", "GET", "/Api/V8/module/Employees", ""},
+	{"alice", "sales lists accounts", "GET", "/Api/V8/module/Accounts", ""},
+	{"alice", "sales reads a product (buy price hidden)", "GET", "/Api/V8/module/AOS_Products/p-1", ""},
+	{"alice", "sales sees only her own personnel record", "GET", "/Api/V8/module/Employees", ""},
+	{"alice", "sales cannot read CRM user records (403)", "GET", "/Api/V8/module/Users", ""},
+	{"alice", "sales do not see the Helpdesk, not even through an account (403)", "GET", "/Api/V8/module/Accounts/acc-1/relationships/cases", ""},
+	{"alice", "an account's contacts, each judged as a contact (phones masked)", "GET", "/Api/V8/module/Accounts/acc-1/relationships/contacts", ""},
+	{"pat", "a customer's cases: the record rule runs in the CRM's query (full pages, true totals)", "GET", "/Api/V8/module/Cases?page[size]=20", ""},
+	{"sky", "support works every case on the Helpdesk", "GET", "/Api/V8/module/Cases", ""},
+	{"morgan", "a line manager sees his team's personnel records", "GET", "/Api/V8/module/Employees", ""},
+	{"ivan", "inventory sees buy prices", "GET", "/Api/V8/module/AOS_Products/p-1", ""},
+	{"ivan", "inventory cannot read customers (403)", "GET", "/Api/V8/module/Accounts", ""},
+	{"sam", "an admin with MFA reads personnel", "GET", "/Api/V8/module/Employees", ""},
+	{"sam-nomfa", "an admin without MFA is stepped up (401, RFC 9470)", "GET", "/Api/V8/module/Employees", ""},
 }
 
-func printIntro(w io.Writer, env *Env, crm CRM) {
-	fmt.Fprintf(w, "crmgate demo is running.\n\n  proxy:      %s  (in front of %s)\n  admin:      %s/metrics  (Authorization: Bearer %s)\n  demo CRM:   %s  (needs crmgate's own OAuth2 credentials)\n\n",
-		env.ProxyURL, crm.Describe, env.AdminURL, env.AdminKey, env.CRMURL)
-	if crm.Profile == DefaultCRM {
-		fmt.Fprintf(w, "In a browser: open %s/Api/V8/module/Accounts in a browser and pick a persona on the demo sign-in page\n  (\"sign in with MFA\" for personnel records: %s/Api/V8/module/Employees; sign out: %s%s).\n\n",
-			env.ProxyURL, env.ProxyURL, env.ProxyURL, login.LogoutPath)
-	} else {
-		fmt.Fprintf(w, "In a browser: open %s%s and pick a persona on the demo sign-in page (sign out: %s%s).\n\n",
-			env.ProxyURL, crm.Browse, env.ProxyURL, login.LogoutPath)
-	}
+func printIntro(w io.Writer, env *Env) {
+	fmt.Fprintf(w, "crmgate demo is running.\n\n  proxy:      %s  (in front of %s)\n  admin:      %s/metrics  (Authorization: Bearer %s)\n  demo CRM:   %s  (needs crmgate's own upstream credentials)\n\n",
+		env.ProxyURL, env.CRM.Title, env.AdminURL, env.AdminKey, env.CRMURL)
+	fmt.Fprintf(w, "In a browser: open %s%s in a browser and pick a persona on the demo sign-in page\n  (\"sign in with MFA\" for admin-only data; sign out: %s%s).\n\n",
+		env.ProxyURL, env.CRM.Browse, env.ProxyURL, login.LogoutPath)
 	fmt.Fprintln(w, "Personas (tokens valid 8 hours):")
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	for _, p := range env.Personas {
@@ -286,8 +281,13 @@ func printIntro(w io.Writer, env *Env, crm CRM) {
 	for _, p := range env.Personas {
 		tokens[p.Name] = p.Token
 	}
-	for _, c := range crm.Commands {
+	for _, c := range env.CRM.Commands {
 		fmt.Fprintf(w, "\n# %s: %s\n", c.Persona, c.Shows)
+		if c.Body != "" {
+			fmt.Fprintf(w, "curl -s -X %s -H 'Authorization: Bearer %s' -H 'Content-Type: application/json' -d '%s' '%s%s'; echo\n",
+				c.Method, tokens[c.Persona], c.Body, env.ProxyURL, c.Path)
+			continue
+		}
 		fmt.Fprintf(w, "curl -s -X %s -H 'Authorization: Bearer %s' '%s%s'; echo\n", c.Method, tokens[c.Persona], env.ProxyURL, c.Path)
 	}
 	fmt.Fprintln(w, "\nPress Ctrl-C to stop.")

@@ -43,7 +43,7 @@ func TestDemoDynamicsAnswersItsCommands(t *testing.T) {
 	for _, p := range env.Personas {
 		tokens[p.Name] = p.Token
 	}
-	for _, c := range demo.CRMs["dynamics"].Commands {
+	for _, c := range env.CRM.Commands {
 		t.Run(c.Persona+" "+c.Shows, func(t *testing.T) {
 			curl := "curl -s -X " + c.Method + " -H 'Authorization: Bearer " + tokens[c.Persona] + "' '" + env.ProxyURL + c.Path + "'"
 			if !strings.Contains(printed, curl) {

@@ -1,8 +1,8 @@
 // Package emulator serves in-memory imitations of the CRM APIs crmgate's
-// built-in profiles classify (SuiteCRM's V8 JSON:API and EspoCRM's REST API),
-// for tests, benchmarks and `crmgate demo`.
+// built-in profiles classify (SuiteCRM's V8 JSON:API, EspoCRM's REST API and
+// HubSpot's CRM v3/v4 API), for tests, benchmarks and `crmgate demo`.
 //
-// Both emulators render the same Dataset, each with its own CRM's module
+// Every emulator renders the same Dataset, each with its own CRM's module
 // names, field names and envelopes as the public API documentation describes
 // them, so one policy scenario can be exercised against either profile. The
 // handlers keep no global state: everything lives in the Dataset and in the

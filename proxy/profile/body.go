@@ -44,6 +44,13 @@ func (p *Profile) ClassifyBody(m Match, body []byte) (Match, error) {
 				return Match{}, fmt.Errorf("classify body: name %q: %w", truncate(k), ErrMethodOverride)
 			}
 		}
+		if p.checkBody != nil {
+			if err := p.checkBody(m, obj); err != nil {
+				return Match{}, fmt.Errorf("classify body: %w", err)
+			}
+		}
+	} else if p.checkBody != nil {
+		return Match{}, fmt.Errorf("classify body: not a JSON object: %w", ErrBadBody)
 	}
 	if p.odataKeys {
 		if err := checkODataBody(doc); err != nil {

@@ -3,7 +3,7 @@ package profile
 import "fmt"
 
 // Builtin returns a fresh copy of a built-in profile: "suitecrm8",
-// "espocrm" or "dynamics". Any other name is an error.
+// "espocrm", "dynamics" or "hubspot". Any other name is an error.
 func Builtin(name string) (*Profile, error) {
 	var p *Profile
 	var err error
@@ -14,8 +14,14 @@ func Builtin(name string) (*Profile, error) {
 		p, err = New(name, espoRoutes(), espoShape(), espoModules())
 	case "dynamics":
 		return dynamicsProfile()
+	case "hubspot":
+		if p, err = New(name, hubspotRoutes(), hubspotShape(), hubspotModules()); err != nil {
+			return nil, err
+		}
+		p.aliases, p.checkBody, p.Dialect = hubspotAliases(), hubspotCheckBody, hubspotQuery{}
+		return p, nil
 	default:
-		return nil, fmt.Errorf("builtin profile %q: unknown (want suitecrm8, espocrm or dynamics)", name)
+		return nil, fmt.Errorf("builtin profile %q: unknown (want suitecrm8, espocrm, dynamics or hubspot)", name)
 	}
 	if err != nil {
 		return nil, err

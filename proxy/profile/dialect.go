@@ -37,3 +37,25 @@ type Canonicalizer interface {
 	// owner the rule checks and be refused.
 	WithFields(m Match, query string, fields []string) (string, error)
 }
+
+// FieldFetcher is implemented by the Dialect of a CRM that returns only the
+// fields a request names (HubSpot answers its default properties unless
+// asked for others): the record rule can only judge a record that carries
+// the fields it reads, so the proxy asks for them.
+type FieldFetcher interface {
+	// WithFields rewrites a list or read request (query string, or body
+	// for a QueryBody route) so that the CRM returns fields as well as
+	// what the client asked for. fields may be empty.
+	WithFields(m Match, rawQuery string, body []byte, fields []string) (query string, newBody []byte, err error)
+}
+
+// Associator is implemented by the Dialect of a CRM whose reads can carry
+// the ids of associated records of other modules (HubSpot's associations
+// parameter): the proxy judges each such module as it judges a related
+// list of bare ids.
+type Associator interface {
+	// Associations lists the modules whose associated ids the request
+	// asks for, in canonical spelling. A name the profile does not know
+	// is ErrBadQuery.
+	Associations(rawQuery string) ([]string, error)
+}

@@ -16,6 +16,8 @@ func FuzzClassify(f *testing.F) {
 		"/Api/V8/module/Accounts/a/relationships/contacts/c", "/Api/V8/meta/fields/users",
 		"/api/v1/Account/action/export", "/api/v1/account/a1/contacts", "/api/v1/Account/%2e%2e",
 		"/Api/V8//module", "/Api/V8/module/Accounts/", "/Api/V8/module/.%2e/Users",
+		"/crm/v3/objects/0-1/51001", "/crm/v3/objects/Contact/search", "/crm/v3/objects/deals/batch/read",
+		"/crm/v4/objects/0-2/52001/associations/0-1", "/crm/v3/objects/contacts/batch/upsert",
 	}
 	for _, s := range seeds {
 		for _, m := range []string{"GET", "POST", "PATCH", "DELETE", "HEAD", "PUT"} {
@@ -26,7 +28,7 @@ func FuzzClassify(f *testing.F) {
 		"/api/data/v9.2/Accounts", "/api/data/v9.2/accounts(x='1')", "/api/data/v9.2/$batch"} {
 		f.Add("GET", s)
 	}
-	profiles := []*Profile{mustBuiltin(f, "suitecrm8"), mustBuiltin(f, "espocrm"), mustBuiltin(f, "dynamics")}
+	profiles := []*Profile{mustBuiltin(f, "suitecrm8"), mustBuiltin(f, "espocrm"), mustBuiltin(f, "dynamics"), mustBuiltin(f, "hubspot")}
 	f.Fuzz(func(t *testing.T, method, path string) {
 		for _, p := range profiles {
 			m, err := p.Classify(method, path, nil)
@@ -59,6 +61,9 @@ func FuzzClassify(f *testing.F) {
 			}
 			if m.Module != "" && strings.EqualFold(m.Module, "accounts") && m.Module != "Accounts" && p.Name == "suitecrm8" {
 				t.Fatalf("module %q not canonicalised", m.Module)
+			}
+			if p.Name == "hubspot" && m.Module != "" && !p.KnownModule(m.Module) && !validModuleName(m.Module) {
+				t.Fatalf("hubspot module %q is neither known nor a plain name", m.Module)
 			}
 		}
 	})

@@ -40,6 +40,8 @@ var linkModules = map[string]map[string]string{
 		"Contact_Phonecalls": "phonecalls", "contact_customer_contacts": "contacts",
 		"teammembership_association": "systemusers", "user_accounts": "accounts",
 	},
+	// HubSpot's association target is an object type, by name or id.
+	"hubspot": hubspotLinks(),
 }
 
 // RecordTypes are the values Shape.TypeField may have on a record of

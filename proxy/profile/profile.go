@@ -59,6 +59,14 @@ type Profile struct {
 	// idFields name each module's primary key where it is not
 	// Shape.IDField (Dataverse: accountid, contactid, activityid...).
 	idFields map[string]string
+	// aliases are other names the CRM takes for a module in paths
+	// (HubSpot's object type ids such as 0-1 for contacts), lower-case →
+	// canonical module; set by Builtin.
+	aliases map[string]string
+	// checkBody refuses write bodies carrying members the CRM acts on
+	// that crmgate does not check (HubSpot's associations on a create);
+	// nil accepts any.
+	checkBody func(m Match, doc map[string]any) error
 }
 
 type segKind int
@@ -165,6 +173,7 @@ func (p *Profile) WithRoutes(extra []Route, modules []string) (*Profile, error) 
 		return nil, fmt.Errorf("extend profile: %w", err)
 	}
 	np.Dialect, np.odataKeys, np.idFields = p.Dialect, p.odataKeys, p.idFields
+	np.aliases, np.checkBody = p.aliases, p.checkBody
 	return np, nil
 }
 
@@ -178,6 +187,11 @@ func (p *Profile) KnownModule(name string) bool {
 // canonicalModule returns the known spelling of name when the profile knows
 // it case-insensitively, or name itself when it is a valid unknown module.
 func (p *Profile) canonicalModule(name string) (string, bool) {
+	if c, ok := p.aliases[strings.ToLower(name)]; ok {
+		// An alias must mean the same policy class as the name, so it is
+		// rewritten to the name before the policy or the CRM sees it.
+		return c, true
+	}
 	if !validModuleName(name) {
 		return "", false
 	}
@@ -387,6 +401,8 @@ func (p *Profile) bind(c *compiled, segs []string) (Match, error) {
 		Kind:      c.route.Kind,
 		Route:     c.route.Pattern,
 		Module:    c.route.Module,
+		QueryBody: c.route.QueryBody,
+		IDsOnly:   c.route.IDsOnly,
 		body:      c.body,
 		NeedsBody: c.body != nil,
 	}

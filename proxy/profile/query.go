@@ -70,6 +70,15 @@ func (p *Profile) QueryFields(rawQuery string) ([]QueryField, error) {
 	return p.Dialect.QueryFields(rawQuery, nil)
 }
 
+// ListQueryFields is QueryFields for a request whose body may be a query
+// too (Match.QueryBody): body is that body, nil otherwise.
+func (p *Profile) ListQueryFields(rawQuery string, body []byte) ([]QueryField, error) {
+	if p.Dialect == nil || rawQuery == "" && body == nil {
+		return nil, nil
+	}
+	return p.Dialect.QueryFields(rawQuery, body)
+}
+
 // phpQuery is the Dialect of the PHP CRMs (SuiteCRM, EspoCRM): list
 // parameters in a PHP query string, read by params.
 type phpQuery struct {

@@ -2,9 +2,9 @@
 // action, and describes where that CRM puts records and fields in its JSON.
 //
 // A Profile is data, not code: a table of routes plus the shape of the CRM's
-// JSON envelopes. Built-in profiles (suitecrm8, espocrm) and user-declared
-// ones (generic, from crm.routes in the config) are the same type, so there
-// is one classifier to test and to fuzz.
+// JSON envelopes. Built-in profiles (suitecrm8, espocrm, hubspot) and
+// user-declared ones (generic, from crm.routes in the config) are the same
+// type, so there is one classifier to test and to fuzz.
 package profile
 
 // Kind says what a route returns or accepts, so the proxy knows which
@@ -48,6 +48,16 @@ type Route struct {
 	// cannot be captured by another route's placeholder, but a request that
 	// matches it is an unknown route. Method "*" is allowed only here.
 	Refuse bool `json:"refuse,omitempty" yaml:"refuse,omitempty"`
+	// QueryBody marks a list or read whose body is a query (HubSpot's
+	// search and batch read): the proxy reads it, checks the fields it
+	// names through the profile's Dialect and may rewrite it, as it does a
+	// list's query string.
+	QueryBody bool `json:"-" yaml:"-"`
+	// IDsOnly marks a related list that answers the related records' ids
+	// without their fields (HubSpot associations): a record rule that
+	// needs fields cannot judge them, so the list is refused unless the
+	// rule admits every record of the related module.
+	IDsOnly bool `json:"-" yaml:"-"`
 }
 
 // Shape says where records and fields live in a CRM's JSON.
@@ -92,6 +102,9 @@ type Match struct {
 	// NeedsBody is true when the module or id must still be read from the
 	// request body (see Profile.ClassifyBody).
 	NeedsBody bool
+	// QueryBody and IDsOnly are the route's (see Route).
+	QueryBody bool
+	IDsOnly   bool
 
 	// body is where ClassifyBody reads the module and id; set by Classify.
 	// A pointer keeps Match comparable with ==.
