@@ -17,9 +17,9 @@ type Memory struct {
 }
 
 type window struct {
-	used  int64
-	end   time.Time
-	id    string
+	used int64
+	end  time.Time
+	id   string
 }
 
 // NewMemory returns an empty memory store; now defaults to time.Now.
