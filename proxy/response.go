@@ -114,6 +114,9 @@ func (h *Handler) enforceResponse(x *exchange, res *http.Response) error {
 		// subject's and pass through.
 		plan.KeepTotals = x.pushed && x.pushdown == cond.Exact && mode == redact.ModeList
 	}
+	if x.meter != nil && (mode == redact.ModeList || (mode == redact.ModeRecord && rule != nil)) {
+		plan.Admit = x.meter.Take
+	}
 	compiled, err := plan.Compile()
 	if err != nil {
 		return errPolicy(err)
@@ -130,6 +133,9 @@ func (h *Handler) enforceResponse(x *exchange, res *http.Response) error {
 			releaseHeld(out)
 			if errors.Is(err, redact.ErrRecordDenied) {
 				return errRecordNotFound()
+			}
+			if errors.Is(err, redact.ErrWithheld) {
+				return h.budgetProblem(x)
 			}
 			return errResponseBody(res.Request.Context(), err)
 		}
