@@ -92,9 +92,21 @@ func (h *Handler) closeBudget(x *exchange) {
 		// A list cut short by the budget: the 429 path counted itself.
 		h.o.Metrics.ReadBudgetExceeded(x.input.Subject.Roles)
 	}
+	h.refundBudget(x)
+}
+
+// refundBudget hands back what the request reserved and did not send. The
+// transform calls it as soon as the records are counted, before the client
+// has the end of the body, so the client's next request already sees the
+// refund; record calls it again for requests that never got that far
+// (Meter.Close is idempotent).
+func (h *Handler) refundBudget(x *exchange) {
+	if x.meter == nil {
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), budgetRefundTimeout)
 	defer cancel()
-	if err := m.Close(ctx); err != nil && !errors.Is(err, context.Canceled) {
+	if err := x.meter.Close(ctx); err != nil && !errors.Is(err, context.Canceled) {
 		// A lost refund only leaves the subject less budget until the
 		// window ends: the safe direction.
 		h.o.Logger.Warn("read budget refund failed", zap.String("request_id", x.id), zap.Error(err))

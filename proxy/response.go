@@ -129,6 +129,7 @@ func (h *Handler) enforceResponse(x *exchange, res *http.Response) error {
 		stats, err := compiled.Transform(out, body, mode)
 		_ = res.Body.Close()
 		x.setStats(stats)
+		h.refundBudget(x)
 		if err != nil {
 			releaseHeld(out)
 			if errors.Is(err, redact.ErrRecordDenied) {
@@ -163,6 +164,7 @@ func (h *Handler) streamResponse(x *exchange, res *http.Response, body io.Reader
 		stats, err := c.Transform(sw, body, mode)
 		_ = upstream.Close()
 		x.setStats(stats)
+		h.refundBudget(x)
 		transformErr = err
 		// A transform error after output started closes the pipe with it;
 		// the reverse proxy then aborts the client connection, so a
