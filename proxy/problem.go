@@ -36,7 +36,7 @@ type Problem struct {
 	Challenge string
 	// retryAfter, when set, is sent as Retry-After (seconds).
 	retryAfter string
-	Cause     error
+	Cause      error
 	// respond, when set, answers instead of the problem body (the login
 	// redirect).
 	respond func(w http.ResponseWriter, r *http.Request)

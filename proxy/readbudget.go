@@ -117,7 +117,7 @@ const kindBudgetSpent = "read-budget-exceeded"
 
 func errBudgetSpent() *Problem {
 	return &Problem{Status: http.StatusTooManyRequests, Kind: kindBudgetSpent, Title: "Read budget spent",
-		Detail: "You have read as many records as your policy allows for now; try again after the time in Retry-After.",
+		Detail:  "You have read as many records as your policy allows for now; try again after the time in Retry-After.",
 		Outcome: OutcomeDeny, Reason: "read budget spent"}
 }
 
