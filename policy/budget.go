@@ -3,16 +3,14 @@ package policy
 import (
 	"encoding/json"
 	"strconv"
+	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
-
-	"time"
 )
 
-// budgetUnits are the window lengths read_budget's "per" accepts. A
-// free-form duration ("90m", "1h30m") would be accepted too; what is
-// refused is anything time.ParseDuration does not read, and windows that
-// are not positive or longer than a week (a counter that outlives any
+// maxBudgetWindow bounds read_budget's "per", a Go duration ("1h", "90m"):
+// anything time.ParseDuration does not read ("1d", "1 hour") is refused, as
+// are windows under a second or over a week (a counter that outlives any
 // incident review is a lockout, not a budget).
 const maxBudgetWindow = 7 * 24 * time.Hour
 

@@ -13,8 +13,8 @@ import (
 // budget never becomes no budget.
 func TestReadBudgetShape(t *testing.T) {
 	good := map[string]ReadBudget{
-		`{"records": 2000, "per": "1h"}`:  {Records: 2000, Per: time.Hour},
-		`{"records": 1, "per": "90m"}`:    {Records: 1, Per: 90 * time.Minute},
+		`{"records": 2000, "per": "1h"}`:   {Records: 2000, Per: time.Hour},
+		`{"records": 1, "per": "90m"}`:     {Records: 1, Per: 90 * time.Minute},
 		`{"per": "168h", "records": 5000}`: {Records: 5000, Per: 168 * time.Hour},
 	}
 	for src, want := range good {
