@@ -30,6 +30,8 @@ type Config struct {
 	DecisionLog DecisionLog `yaml:"decision_log"`
 	Metrics     Metrics     `yaml:"metrics"`
 	Admin       Admin       `yaml:"admin"`
+	// Budgets is where the policy's read budgets are counted.
+	Budgets Budgets `yaml:"budgets"`
 }
 
 // Listener is the main listener. `listen: ":8443"` is short for
@@ -227,6 +229,28 @@ type Session struct {
 	EncryptionKey     string `yaml:"encryption_key"`
 	EncryptionKeyFile string `yaml:"encryption_key_file"`
 }
+
+// Budgets says where records read against the policy's read_budget are
+// counted (README "Read budgets").
+type Budgets struct {
+	// Store is memory (one node: replicas would each count alone) or
+	// redis (every replica shares one count, on session.redis and its
+	// key_prefix). Default: session.store.
+	Store string `yaml:"store"`
+	// OnStoreError is what happens to reads under a budget while the
+	// store cannot be reached: deny (default; 503 problem
+	// read-budget-unavailable) or allow (records pass uncounted).
+	OnStoreError string `yaml:"on_store_error"`
+	// Reserve is how many records a list takes from the store per round
+	// trip (default 50, at most 10000).
+	Reserve int `yaml:"reserve"`
+}
+
+// Budget store-error choices.
+const (
+	BudgetDeny  = "deny"
+	BudgetAllow = "allow"
+)
 
 // Redis is a go-redis UniversalClient: one address = single node, several
 // = cluster, master_name set = Sentinel.

@@ -133,6 +133,12 @@ func ApplyDefaults(c *Config) {
 		s.Redis.LocalCache = &on
 	}
 
+	setString(&c.Budgets.Store, s.Store)
+	setString(&c.Budgets.OnStoreError, BudgetDeny)
+	if c.Budgets.Reserve == 0 {
+		c.Budgets.Reserve = 50
+	}
+
 	setString(&c.Policy.Package, DefaultPolicyPackage)
 	setDuration(&c.Policy.Bundle.PollInterval, DefaultBundlePollInterval)
 

@@ -35,6 +35,7 @@ func (c *Config) Validate() error {
 	c.validateCRM(&ps)
 	c.validateIdentity(&ps)
 	c.validateSession(&ps)
+	c.validateBudgets(&ps)
 	c.validatePolicy(&ps)
 	c.validateDecisionLog(&ps)
 	for i, r := range c.Metrics.Roles {
@@ -298,6 +299,25 @@ func checkPublicPath(ps *problems, p, pp string) {
 		ps.add(p, 0, "must not contain .., // or %%")
 	case strings.ContainsAny(pp, "?#\\") || hasControlOrSpace(pp) || !isCleanPath(pp):
 		ps.add(p, 0, "must be a clean path without ?, #, \\, spaces or . segments")
+	}
+}
+
+func (c *Config) validateBudgets(ps *problems) {
+	b := c.Budgets
+	switch b.Store {
+	case StoreMemory:
+	case StoreRedis:
+		if len(c.Session.Redis.Addrs) == 0 {
+			ps.add("budgets.store", 0, "redis needs session.redis.addrs")
+		}
+	default:
+		ps.add("budgets.store", 0, "must be memory or redis; got %s", quote(b.Store))
+	}
+	if b.OnStoreError != BudgetDeny && b.OnStoreError != BudgetAllow {
+		ps.add("budgets.on_store_error", 0, "must be deny or allow; got %s", quote(b.OnStoreError))
+	}
+	if b.Reserve < 1 || b.Reserve > 10000 {
+		ps.add("budgets.reserve", 0, "must be between 1 and 10000")
 	}
 }
 

@@ -29,6 +29,7 @@ import (
 	"github.com/crmgate/crmgate/proxy/issuer"
 	refpolicy "github.com/crmgate/crmgate/rego"
 	"github.com/crmgate/crmgate/test/testredis"
+	"github.com/redis/go-redis/v9"
 )
 
 const (
@@ -275,6 +276,21 @@ func (f faultyCRM) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// spendBudget fills the read-budget window at key (proxy/budget's Redis
+// layout) for an hour.
+func spendBudget(ctx context.Context, key string) error {
+	rc := redis.NewClient(&redis.Options{Addr: testredis.Addr()})
+	defer rc.Close()
+	err := rc.HSet(ctx, key, "used", 1<<30, "win", "deploy-test").Err()
+	if err == nil {
+		err = rc.Expire(ctx, key, time.Hour).Err()
+	}
+	if err != nil {
+		return fmt.Errorf("spend read budget: %w", err)
+	}
+	return nil
+}
+
 var (
 	scrapeOnce sync.Once
 	scrapeData scraped
@@ -316,6 +332,7 @@ func scrape() (scraped, error) {
 	cfg.Session.Store = config.StoreRedis
 	cfg.Session.EncryptionKey = base64.StdEncoding.EncodeToString(key)
 	cfg.Session.Redis = config.Redis{Addrs: []string{testredis.Addr()}, KeyPrefix: "crmgate-test:deploy:" + rand.Text() + ":"}
+	cfg.Budgets.Store = config.StoreRedis
 	config.ApplyDefaults(cfg)
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("demo config: %w", err)
@@ -345,7 +362,13 @@ func scrape() (scraped, error) {
 			return nil, err
 		}
 	}
-	type req struct{ persona, method, path, body, token string }
+	// spend marks the last request: its persona's read budget is spent
+	// just before it (as by an earlier harvest on another replica), so it
+	// is refused with 429 and crmgate_read_budget_exceeded_total counts it.
+	type req struct {
+		persona, method, path, body, token string
+		spend                              bool
+	}
 	var reqs []req
 	for _, c := range demo.Commands {
 		reqs = append(reqs, req{persona: c.Persona, method: c.Method, path: c.Path})
@@ -356,8 +379,14 @@ func scrape() (scraped, error) {
 		req{method: "GET", path: "/Api/V8/module/Accounts", token: "not-a-token"},
 		req{persona: "alice", method: "GET", path: "/Api/V8/module/Accounts/fail-503"},
 		req{persona: "alice", method: "GET", path: "/Api/V8/module/Accounts/fail-reset"},
+		req{persona: "pat", method: "GET", path: "/Api/V8/module/Accounts", spend: true},
 	)
 	for _, r := range reqs {
+		if r.spend {
+			if err := spendBudget(ctx, cfg.Session.Redis.KeyPrefix+"b:"+r.persona); err != nil {
+				return nil, err
+			}
+		}
 		var body io.Reader
 		if r.body != "" {
 			body = strings.NewReader(r.body)

@@ -186,6 +186,9 @@ func decodeDecision(obj result) (Decision, error) {
 	if d.ReadonlyFields, _, err = setRule(obj, "readonly_fields"); err != nil {
 		return Decision{}, err
 	}
+	if d.ReadBudget, err = budgetRule(obj, "read_budget"); err != nil {
+		return Decision{}, err
+	}
 	return d, nil
 }
 

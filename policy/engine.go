@@ -22,7 +22,7 @@ const DefaultPackage = "crmgate"
 
 // Module-level and record-level rules crmgate reads (DESIGN.md §2).
 var (
-	decisionRules = []string{"allow", "require_mfa", "reasons", "hidden_fields", "masked_fields", "visible_fields", "readonly_fields"}
+	decisionRules = []string{"allow", "require_mfa", "reasons", "hidden_fields", "masked_fields", "visible_fields", "readonly_fields", "read_budget"}
 	recordRules   = []string{"record_allow", "record_hidden_fields"}
 )
 

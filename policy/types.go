@@ -118,10 +118,20 @@ type Decision struct {
 	VisibleDefined bool     `json:"visible_defined,omitempty"`
 	// ReadonlyFields may not be written.
 	ReadonlyFields []string `json:"readonly_fields,omitempty"`
+	// ReadBudget caps the records the subject may read per window; nil
+	// when the policy sets none (no cap).
+	ReadBudget *ReadBudget `json:"read_budget,omitempty"`
 	// Revision identifies the policy that produced the decision.
 	Revision string `json:"revision"`
 	// Duration is the evaluation time, for metrics and the decision log.
 	Duration time.Duration `json:"-"`
+}
+
+// ReadBudget is the read_budget rule: at most Records records leave
+// crmgate for the subject in any window of Per, counted across replicas.
+type ReadBudget struct {
+	Records int64         `json:"records"`
+	Per     time.Duration `json:"per"`
 }
 
 // RecordDecision is the record rule's answer for one record.

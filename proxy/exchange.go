@@ -10,6 +10,7 @@ import (
 
 	"github.com/crmgate/crmgate/policy"
 	"github.com/crmgate/crmgate/proxy/audit"
+	"github.com/crmgate/crmgate/proxy/budget"
 	"github.com/crmgate/crmgate/proxy/metrics"
 	"github.com/crmgate/crmgate/proxy/profile"
 	"github.com/crmgate/crmgate/proxy/redact"
@@ -57,6 +58,10 @@ type exchange struct {
 	rewritten   bool
 	extraHeader http.Header
 	clientQuery []byte
+
+	// meter counts the records of a read under a read budget; nil when
+	// the policy set none or the request returns no records.
+	meter *budget.Meter
 
 	respDone        chan struct{} // closed when the response transform ends
 	recordsReturned int
@@ -263,6 +268,7 @@ func (h *Handler) record(x *exchange) {
 		m.RecordsFiltered(x.match.Module, x.recordsReturned, x.recordsFiltered)
 	}
 	h.recordPushdown(x)
+	h.closeBudget(x)
 
 	ev := &audit.Event{
 		DecisionID:     x.decisionID,
@@ -287,6 +293,12 @@ func (h *Handler) record(x *exchange) {
 		RecordsFiltered: x.recordsFiltered,
 		FieldsRedacted:  x.fieldsRedacted,
 		RecordIDs:       x.recordIDs,
+	}
+	if x.meter != nil {
+		ev.Budgeted = true
+		ev.BudgetRemaining = x.meter.Remaining()
+		ev.BudgetSpent = x.meter.Spent() && x.meter.Remaining() == 0
+		ev.RecordsWithheld = int(x.meter.Withheld())
 	}
 	if x.decided {
 		// The event points into the exchange rather than copying the

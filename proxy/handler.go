@@ -19,6 +19,7 @@ import (
 
 	"github.com/crmgate/crmgate/policy"
 	"github.com/crmgate/crmgate/proxy/audit"
+	"github.com/crmgate/crmgate/proxy/budget"
 	"github.com/crmgate/crmgate/proxy/identity"
 	"github.com/crmgate/crmgate/proxy/metrics"
 	"github.com/crmgate/crmgate/proxy/profile"
@@ -104,6 +105,16 @@ type Options struct {
 	Logger      *zap.Logger
 	// Now defaults to time.Now; tests fix it.
 	Now func() time.Time
+	// Budgets counts the records each subject reads against the policy's
+	// read_budget; nil counts in memory, for a single node.
+	Budgets budget.Store
+	// BudgetAllowOnStoreError lets reads through uncounted while Budgets
+	// fails (config budgets.on_store_error: allow); by default they are
+	// refused with 503.
+	BudgetAllowOnStoreError bool
+	// BudgetReserve is how many records a list reserves from Budgets per
+	// round trip (default 50).
+	BudgetReserve int
 	// ClientAddr says who the client is behind trusted proxies; the zero
 	// value trusts no one, so the connection's address is the client's.
 	ClientAddr ClientAddr
@@ -146,6 +157,12 @@ func New(o Options) (*Handler, error) {
 	}
 	if o.PolicyPath == "" {
 		o.PolicyPath = "crmgate"
+	}
+	if o.Budgets == nil {
+		o.Budgets = budget.NewMemory(nil)
+	}
+	if o.BudgetReserve <= 0 {
+		o.BudgetReserve = defaultBudgetReserve
 	}
 	h := &Handler{o: o}
 	h.rp = &httputil.ReverseProxy{
@@ -218,6 +235,9 @@ func (h *Handler) serve(x *exchange) error {
 		return err
 	}
 	if err := h.selectRuleFields(x); err != nil {
+		return err
+	}
+	if err := h.reserveBudget(x); err != nil {
 		return err
 	}
 	return h.forward(x)

@@ -34,7 +34,9 @@ type Problem struct {
 	Fields []string
 	// Challenge, when set, is sent as WWW-Authenticate.
 	Challenge string
-	Cause     error
+	// retryAfter, when set, is sent as Retry-After (seconds).
+	retryAfter string
+	Cause      error
 	// respond, when set, answers instead of the problem body (the login
 	// redirect).
 	respond func(w http.ResponseWriter, r *http.Request)
@@ -85,6 +87,9 @@ func writeProblem(w http.ResponseWriter, p *Problem, decisionID, instance string
 	}
 	if p.Challenge != "" {
 		h.Set("WWW-Authenticate", p.Challenge)
+	}
+	if p.retryAfter != "" {
+		h.Set("Retry-After", p.retryAfter)
 	}
 	h.Set("Content-Type", "application/problem+json")
 	h.Set("Cache-Control", "no-store")

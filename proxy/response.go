@@ -115,6 +115,9 @@ func (h *Handler) enforceResponse(x *exchange, res *http.Response) error {
 		// subject's and pass through.
 		plan.KeepTotals = x.pushed && x.pushdown == cond.Exact && mode == redact.ModeList
 	}
+	if x.meter != nil && (mode == redact.ModeList || (mode == redact.ModeRecord && rule != nil)) {
+		plan.Admit = x.meter.Take
+	}
 	compiled, err := plan.Compile()
 	if err != nil {
 		return errPolicy(err)
@@ -127,10 +130,14 @@ func (h *Handler) enforceResponse(x *exchange, res *http.Response) error {
 		stats, err := compiled.Transform(out, body, mode)
 		_ = res.Body.Close()
 		x.setStats(stats)
+		h.refundBudget(x)
 		if err != nil {
 			releaseHeld(out)
 			if errors.Is(err, redact.ErrRecordDenied) {
 				return errRecordNotFound()
+			}
+			if errors.Is(err, redact.ErrWithheld) {
+				return h.budgetProblem(x)
 			}
 			return errResponseBody(res.Request.Context(), err)
 		}
@@ -158,6 +165,7 @@ func (h *Handler) streamResponse(x *exchange, res *http.Response, body io.Reader
 		stats, err := c.Transform(sw, body, mode)
 		_ = upstream.Close()
 		x.setStats(stats)
+		h.refundBudget(x)
 		transformErr = err
 		// A transform error after output started closes the pipe with it;
 		// the reverse proxy then aborts the client connection, so a

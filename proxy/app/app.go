@@ -61,6 +61,8 @@ type App struct {
 	sessions *sessions
 	// lifecycle reloads the policy (watch, bundle polls, admin, SIGHUP).
 	lifecycle *policyLifecycle
+	// closeBudgets closes the read budgets' Redis client, if any.
+	closeBudgets func()
 }
 
 // Build wires every component. It fails, rather than starting a
@@ -148,6 +150,7 @@ func Build(ctx context.Context, cfg *config.Config, deps Deps) (*App, error) {
 		_ = auditLog.Close(ctx)
 		return nil, err
 	}
+	budgets, closeBudgets := buildBudgets(cfg)
 	var sessionsSeam proxy.Sessions
 	var problemPage proxy.ProblemPage
 	// Without browser sessions there is no store to record last-seen times
@@ -172,22 +175,26 @@ func Build(ctx context.Context, cfg *config.Config, deps Deps) (*App, error) {
 			MaxIdleConnsPerHost:   cfg.Upstream.MaxIdleConnsPerHost,
 			Credential:            cred,
 		},
-		PublicPath:     cfg.PublicPath,
-		PublicURL:      cfg.PublicURL,
-		MaxRequestBody: cfg.Upstream.MaxRequestBody,
-		HashKey:        hashKey,
-		MaxRecordIDs:   cfg.DecisionLog.MaxRecordIDs,
-		NoPushdown:     cfg.CRM.Pushdown != nil && !*cfg.CRM.Pushdown,
-		ClientAddr:     clientAddr,
-		StepUpACR:      cfg.Identity.MFA.StepUpACR,
-		StepUpMaxAge:   cfg.Identity.MFA.StepUpMaxAge,
-		PolicyPath:     cfg.Policy.Package,
-		DecisionLog:    auditLog,
-		Metrics:        m,
-		Logger:         log.Named("proxy"),
+		PublicPath:              cfg.PublicPath,
+		PublicURL:               cfg.PublicURL,
+		MaxRequestBody:          cfg.Upstream.MaxRequestBody,
+		HashKey:                 hashKey,
+		MaxRecordIDs:            cfg.DecisionLog.MaxRecordIDs,
+		NoPushdown:              cfg.CRM.Pushdown != nil && !*cfg.CRM.Pushdown,
+		ClientAddr:              clientAddr,
+		Budgets:                 budgets,
+		BudgetReserve:           cfg.Budgets.Reserve,
+		BudgetAllowOnStoreError: cfg.Budgets.OnStoreError == config.BudgetAllow,
+		StepUpACR:               cfg.Identity.MFA.StepUpACR,
+		StepUpMaxAge:            cfg.Identity.MFA.StepUpMaxAge,
+		PolicyPath:              cfg.Policy.Package,
+		DecisionLog:             auditLog,
+		Metrics:                 m,
+		Logger:                  log.Named("proxy"),
 	})
 	if err != nil {
 		_ = auditLog.Close(ctx)
+		closeBudgets()
 		if sess != nil {
 			_ = sess.close()
 		}
@@ -218,13 +225,14 @@ func Build(ctx context.Context, cfg *config.Config, deps Deps) (*App, error) {
 	})
 	if err := lifecycle.start(); err != nil {
 		_ = auditLog.Close(ctx)
+		closeBudgets()
 		if sess != nil {
 			_ = sess.close()
 		}
 		return nil, err
 	}
 	return &App{Config: cfg, Handler: h, Admin: admin, Policy: engine, Registry: reg, Metrics: m, log: log, audit: auditLog,
-		sessions: sess, lifecycle: lifecycle}, nil
+		sessions: sess, lifecycle: lifecycle, closeBudgets: closeBudgets}, nil
 }
 
 // Mapper turns the identity config into the claims mapper both login and
@@ -369,6 +377,9 @@ func serve(srv *http.Server, ln net.Listener, tls config.TLS) error {
 func (a *App) Close(ctx context.Context) error {
 	a.lifecycle.stop()
 	err := a.audit.Close(ctx)
+	if a.closeBudgets != nil {
+		a.closeBudgets()
+	}
 	if a.sessions != nil {
 		a.sessions.once.Do(func() { err = errors.Join(err, a.sessions.close()) })
 	}

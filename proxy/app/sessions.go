@@ -38,23 +38,7 @@ func OpenStore(ctx context.Context, c config.Session, external bool, log *zap.Lo
 		}
 		return session.NewMemory(nil), nil
 	case config.StoreRedis:
-		o := &redis.UniversalOptions{
-			Addrs:      c.Redis.Addrs,
-			MasterName: c.Redis.MasterName,
-			Username:   c.Redis.Username,
-			Password:   c.Redis.Password,
-			DB:         c.Redis.DB,
-			// Every request waits on the store: when Redis is down, answer
-			// 503 within about a second rather than after go-redis's default
-			// retries and backoff.
-			MaxRetries:   1,
-			DialTimeout:  500 * time.Millisecond,
-			ReadTimeout:  time.Second,
-			WriteTimeout: time.Second,
-		}
-		if c.Redis.TLS {
-			o.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
-		}
+		o := redisOptions(c.Redis)
 		// A CLI command works once and exits: a cache would only add a
 		// connection.
 		st := session.OpenRedis(o, c.Redis.KeyPrefix, !external && (c.Redis.LocalCache == nil || *c.Redis.LocalCache),
@@ -73,6 +57,29 @@ func OpenStore(ctx context.Context, c config.Session, external bool, log *zap.Lo
 		return st, nil
 	}
 	return nil, fmt.Errorf("open session store: unknown store %q", c.Store)
+}
+
+// redisOptions is the go-redis client for session.redis, which the session
+// store and the read budgets share.
+func redisOptions(c config.Redis) *redis.UniversalOptions {
+	o := &redis.UniversalOptions{
+		Addrs:      c.Addrs,
+		MasterName: c.MasterName,
+		Username:   c.Username,
+		Password:   c.Password,
+		DB:         c.DB,
+		// Every request waits on the store: when Redis is down, answer
+		// 503 within about a second rather than after go-redis's default
+		// retries and backoff.
+		MaxRetries:   1,
+		DialTimeout:  500 * time.Millisecond,
+		ReadTimeout:  time.Second,
+		WriteTimeout: time.Second,
+	}
+	if c.TLS {
+		o.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	return o
 }
 
 // sessions is the browser-login part of an App.

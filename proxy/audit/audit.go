@@ -78,6 +78,14 @@ type Event struct {
 	RecordsReturned int
 	RecordsFiltered int
 	FieldsRedacted  int
+	// Budgeted says the policy set a read budget for the request;
+	// BudgetRemaining is what was left of it when the request ended,
+	// BudgetSpent that this request found or left it spent, and
+	// RecordsWithheld the records held back because it was.
+	Budgeted        bool
+	BudgetSpent     bool
+	BudgetRemaining int64
+	RecordsWithheld int
 	// LatencyNS is the whole request's latency in nanoseconds.
 	LatencyNS int64
 	// RecordIDs are the ids of the records returned, so that an auditor can

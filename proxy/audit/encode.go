@@ -461,6 +461,13 @@ func appendDecision(b []byte, d *policy.Decision) []byte {
 		b = append(b, `,"visible_defined":true`...)
 	}
 	b = appendStringsMember(b, "readonly_fields", d.ReadonlyFields)
+	if d.ReadBudget != nil {
+		b = append(b, `,"read_budget":{"records":`...)
+		b = strconv.AppendInt(b, d.ReadBudget.Records, 10)
+		b = append(b, `,"per":`...)
+		b = strconv.AppendInt(b, int64(d.ReadBudget.Per), 10)
+		b = append(b, '}')
+	}
 	b = append(b, `,"revision":`...)
 	b = appendString(b, d.Revision)
 	return append(b, '}')

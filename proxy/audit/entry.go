@@ -49,6 +49,9 @@ type Entry struct {
 	Pushdown           string        `json:"pushdown,omitempty"`
 	PushdownReason     string        `json:"pushdown_reason,omitempty"`
 	FieldsRedacted     int           `json:"fields_redacted"`
+	BudgetRemaining    *int64        `json:"budget_remaining,omitempty"`
+	BudgetSpent        bool          `json:"budget_spent,omitempty"`
+	RecordsWithheld    int           `json:"records_withheld,omitempty"`
 	LatencyNS          int64         `json:"latency_ns"`
 	RecordIDs          []string      `json:"record_ids,omitempty"`
 	RecordIDsTruncated bool          `json:"record_ids_truncated,omitempty"`
@@ -147,6 +150,12 @@ func (b *entryBuilder) build(e *Event) *Entry {
 		LatencyNS:       e.LatencyNS,
 		Reason:          e.Reason,
 		Error:           e.Error,
+		BudgetSpent:     e.BudgetSpent,
+		RecordsWithheld: e.RecordsWithheld,
+	}
+	if e.Budgeted {
+		rem := e.BudgetRemaining
+		en.BudgetRemaining = &rem
 	}
 	if len(b.labels) > 0 {
 		en.Labels, en.labelsJSON = b.labels, b.labelsJSON
@@ -423,6 +432,15 @@ func (e *Entry) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	enc.AddInt("status", e.Status)
 	enc.AddInt("records_returned", e.RecordsReturned)
 	enc.AddInt("records_filtered", e.RecordsFiltered)
+	if e.BudgetRemaining != nil {
+		enc.AddInt64("budget_remaining", *e.BudgetRemaining)
+	}
+	if e.BudgetSpent {
+		enc.AddBool("budget_spent", true)
+	}
+	if e.RecordsWithheld > 0 {
+		enc.AddInt("records_withheld", e.RecordsWithheld)
+	}
 	if e.Pushdown != "" {
 		enc.AddString("pushdown", e.Pushdown)
 	}

@@ -100,6 +100,17 @@ func appendLine(b []byte, e *Entry) []byte {
 	b = strconv.AppendInt(b, int64(e.RecordsReturned), 10)
 	b = append(b, `,"records_filtered":`...)
 	b = strconv.AppendInt(b, int64(e.RecordsFiltered), 10)
+	if e.BudgetRemaining != nil {
+		b = append(b, `,"budget_remaining":`...)
+		b = strconv.AppendInt(b, *e.BudgetRemaining, 10)
+	}
+	if e.BudgetSpent {
+		b = append(b, `,"budget_spent":true`...)
+	}
+	if e.RecordsWithheld > 0 {
+		b = append(b, `,"records_withheld":`...)
+		b = strconv.AppendInt(b, int64(e.RecordsWithheld), 10)
+	}
 	if e.Pushdown != "" {
 		b = append(b, `,"pushdown":`...)
 		b = appendString(b, e.Pushdown)

@@ -124,6 +124,7 @@ type Metrics struct {
 	recordsReturned      *prometheus.CounterVec
 	listPushdowns        *prometheus.CounterVec
 	pushdownRefused      *prometheus.CounterVec
+	readBudgetExceeded   *prometheus.CounterVec
 	authentications      *prometheus.CounterVec
 	stepUps              *prometheus.CounterVec
 	activeSessions       prometheus.Gauge
@@ -197,6 +198,10 @@ func New(reg prometheus.Registerer, roles []string, modules func(string) bool) *
 			Name: "crmgate_pushdown_refused_records_total",
 			Help: "Records a list with the record rule pushed down exactly still returned and crmgate refused: the CRM and the policy disagree.",
 		}, []string{"module"}),
+		readBudgetExceeded: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "crmgate_read_budget_exceeded_total",
+			Help: "Requests that found the subject's read budget spent: refused with 429, or records withheld from a list.",
+		}, []string{"role"}),
 		authentications: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "crmgate_authentications_total",
 			Help: "Authentication attempts by method and result.",
@@ -250,7 +255,7 @@ func New(reg prometheus.Registerer, roles []string, modules func(string) bool) *
 	reg.MustRegister(
 		m.decisions, m.decisionDuration, m.requestDuration, m.upstreamDuration,
 		upstreamErrors, m.fieldsRedacted, m.recordsFiltered, m.recordsReturned,
-		m.listPushdowns, m.pushdownRefused,
+		m.listPushdowns, m.pushdownRefused, m.readBudgetExceeded,
 		m.authentications, stepUps, m.activeSessions, reloads, m.revisionInfo,
 		logEvents, m.writeGuardRejections,
 	)
@@ -401,6 +406,15 @@ func (m *Metrics) RedactedFields(module, how string, n int) {
 		return
 	}
 	m.fieldsRedacted.WithLabelValues(m.ModuleLabel(module), bounded(how, redactHows)).Add(float64(n))
+}
+
+// ReadBudgetExceeded counts a request that found its subject's read budget
+// spent.
+func (m *Metrics) ReadBudgetExceeded(roles []string) {
+	if m == nil {
+		return
+	}
+	m.readBudgetExceeded.WithLabelValues(m.RoleLabel(roles)).Inc()
 }
 
 // RecordsFiltered counts the records one response returned and the records

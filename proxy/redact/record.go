@@ -52,6 +52,12 @@ func (w *walker) recordValue(first bool) (bool, error) {
 		w.stats.Filtered++
 		return false, nil
 	}
+	if w.c.admit != nil && !w.c.admit() {
+		w.out = w.out[:start]
+		w.stats.Redacted = redacted
+		w.stats.Withheld++
+		return false, nil
+	}
 	if len(rd.HiddenFields) > 0 {
 		if err := w.rehide(body, rd.HiddenFields); err != nil {
 			return false, err

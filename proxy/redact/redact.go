@@ -86,6 +86,9 @@ var (
 	// record; nothing has been written to dst, so the caller can still answer
 	// 404.
 	ErrRecordDenied = errors.New("record denied by the record rule")
+	// ErrWithheld means that in ModeRecord Plan.Admit refused the record;
+	// nothing has been written to dst.
+	ErrWithheld = errors.New("record withheld: read budget spent")
 	// ErrUnexpectedShape means the document is JSON but does not have the
 	// profile's shape: no list or record where Shape says, a list that is not
 	// an array, a record that is not an object, or more than MaxHeld bytes
@@ -160,6 +163,12 @@ type Plan struct {
 	// the members are dropped: a link to the CRM is never passed on as
 	// it came.
 	Links func(link string) (rewritten string, ok bool)
+	// Admit, when set, is asked before each record that passed every other
+	// check is written (the read budget): false drops the record and counts
+	// it in Stats.Withheld; in ModeRecord Transform then fails with
+	// ErrWithheld and nothing written. It is called from Transform's
+	// goroutine only.
+	Admit func() bool
 }
 
 // Mode says which envelope Transform expects.
@@ -193,6 +202,9 @@ func (m Mode) String() string {
 type Stats struct {
 	// Returned and Filtered count records written and dropped.
 	Returned, Filtered int
+	// Withheld counts records Plan.Admit held back; they are in neither
+	// Returned nor Filtered.
+	Withheld int
 	// Redacted counts fields removed (hidden, record-hidden or outside the
 	// allow-list) or masked in what was written; Masked is the part of
 	// Redacted that was masked rather than removed.
@@ -209,6 +221,7 @@ type Compiled struct {
 	*tables
 	rule   RecordRule
 	offset int
+	admit  func() bool
 	// typeField and recTypes are Plan.Shape.TypeField and
 	// Plan.RecordTypes, kept here rather than in the shared tables (whose
 	// cache key does not cover them); typeField is empty unless both are
@@ -261,7 +274,7 @@ func (p *Plan) Compile() (*Compiled, error) {
 		}
 		compiledTables.put(key, t)
 	}
-	c := &Compiled{tables: t, rule: p.Record, offset: p.Offset, links: p.Links}
+	c := &Compiled{tables: t, rule: p.Record, offset: p.Offset, links: p.Links, admit: p.Admit}
 	if len(p.RecordTypes) > 0 {
 		if p.Shape.TypeField == "" || len(p.Shape.FieldsPath) == 0 {
 			// With the fields in the record object itself, the type

@@ -643,6 +643,9 @@ func (w *walker) single() error {
 		return err
 	}
 	if !kept {
+		if w.stats.Withheld > 0 {
+			return w.fail(fmt.Errorf("transform: %w", ErrWithheld))
+		}
 		return w.fail(fmt.Errorf("transform: %w", ErrRecordDenied))
 	}
 	w.hold = false
