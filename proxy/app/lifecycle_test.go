@@ -21,7 +21,6 @@ import (
 	"github.com/crmgate/crmgate/proxy/app"
 	"github.com/crmgate/crmgate/proxy/bundle/bundletest"
 	"github.com/crmgate/crmgate/proxy/demo"
-	refpolicy "github.com/crmgate/crmgate/rego"
 )
 
 const (
@@ -50,11 +49,12 @@ func newPolicyEnv(t *testing.T, mut func(*config.Config)) *env {
 func copyReferencePolicy(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
-	err := fs.WalkDir(refpolicy.FS, ".", func(p string, d fs.DirEntry, err error) error {
+	policyFS := demoPolicy(t)
+	err := fs.WalkDir(policyFS, ".", func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
 		}
-		b, err := fs.ReadFile(refpolicy.FS, p)
+		b, err := fs.ReadFile(policyFS, p)
 		if err != nil {
 			return err
 		}
