@@ -27,47 +27,38 @@ context_blocked(role) if {
 	not within_working_hours
 }
 
+# The builtins below read only input.request, input.subject and data,
+# straight or through variables bound to them, never another rule: crmgate
+# compiles record_allow (which reaches these rules) into a predicate, and
+# proves for that that no builtin can fail on a record value.
 from_office if {
-	ip := input.request.remote_ip
-	is_string(ip)
-	some cidr in data.crmgate_data.office_networks
-	net.cidr_contains(cidr, ip)
+	some _ in net.cidr_contains_matches(data.crmgate_data.office_networks, input.request.remote_ip)
 }
 
 hours := data.crmgate_data.working_hours
 
-# The subject's own time zone wins over the configured default; a subject
-# attribute that is not a non-empty string is ignored.
-default time_zone := ""
-
-time_zone := tz if {
-	tz := input.subject.attributes.time_zone
+# The subject's own time zone (attributes.time_zone) wins over the
+# configured default. A subject zone that is not a non-empty string, or an
+# unknown one, proves nothing, so staff are refused.
+#
+# start is inclusive and end exclusive (08:00-18:00 admits 17:59, not
+# 18:00), both "HH:MM" from 00:00 to 24:00, zero-padded so that comparing
+# the text compares the times. A start after the end is a shift across
+# midnight.
+within_working_hours if {
+	tz := object.get(input.subject, ["attributes", "time_zone"], data.crmgate_data.working_hours.time_zone)
 	is_string(tz)
 	tz != ""
-} else := tz if {
-	tz := hours.time_zone
-	is_string(tz)
-}
-
-now_ns := time.parse_rfc3339_ns(input.request.time)
-
-# The request's local wall clock as "HH:MM" and its weekday name, both in
-# time_zone (an empty zone is UTC).
-local_clock := sprintf("%02d:%02d", [c[0], c[1]]) if c := time.clock([now_ns, time_zone])
-
-local_weekday := time.weekday([now_ns, time_zone])
-
-# "HH:MM", 00:00 to 24:00: zero-padded, so comparing the text compares the
-# times.
-hh_mm(s) if regex.match(`^(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)$`, s)
-
-# start is inclusive and end exclusive (08:00–18:00 admits 17:59, not 18:00).
-# A start after the end is a shift across midnight.
-within_working_hours if {
-	local_weekday in {d | some d in hours.days}
-	hh_mm(hours.start)
-	hh_mm(hours.end)
-	in_span(local_clock, hours.start, hours.end)
+	ns := time.parse_rfc3339_ns(input.request.time)
+	day := time.weekday([ns, tz])
+	day in data.crmgate_data.working_hours.days
+	c := time.clock([ns, tz])
+	now := sprintf("%02d:%02d", [c[0], c[1]])
+	start := data.crmgate_data.working_hours.start
+	end := data.crmgate_data.working_hours.end
+	regex.match(`^(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)$`, start)
+	regex.match(`^(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)$`, end)
+	in_span(now, start, end)
 }
 
 in_span(t, start, end) if {
@@ -86,6 +77,9 @@ in_span(t, start, end) if {
 	t < end
 }
 
+# The zone the reasons name.
+time_zone := object.get(input.subject, ["attributes", "time_zone"], hours.time_zone)
+
 reasons contains "admin access is allowed only from an office network" if {
 	"admin" in active_roles
 	context_blocked("admin")
@@ -95,7 +89,7 @@ reasons contains msg if {
 	some role in active_roles
 	role in staff_roles
 	context_blocked(role)
-	msg := sprintf("%s access is allowed only within working hours (%s-%s %s, %s)", [
-		role, hours.start, hours.end, concat(",", hours.days), time_zone,
+	msg := sprintf("%s access is allowed only within working hours (%v-%v %v, %v)", [
+		role, hours.start, hours.end, hours.days, time_zone,
 	])
 }
