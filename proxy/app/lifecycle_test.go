@@ -44,8 +44,8 @@ func newPolicyEnv(t *testing.T, mut func(*config.Config)) *env {
 	})
 }
 
-// copyReferencePolicy writes the embedded reference policy into a new
-// directory and returns it.
+// copyReferencePolicy writes the embedded reference policy, in the demo's
+// context (demoPolicy), into a new directory and returns it.
 func copyReferencePolicy(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
