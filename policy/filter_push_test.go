@@ -3,7 +3,6 @@ package policy
 import (
 	"context"
 	"testing"
-	"time"
 
 	"github.com/crmgate/crmgate/policy/cond"
 	"github.com/crmgate/crmgate/rego"
@@ -26,7 +25,7 @@ func TestPushdownMatchesRecordRuleOnReferencePolicy(t *testing.T) {
 			for ai, action := range referenceActions {
 				in := &Input{
 					Subject:  subject,
-					Request:  Request{ID: "req", Method: "GET", Path: "/x", Time: time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)},
+					Request:  Request{ID: "req", Method: "GET", Path: "/x", Time: referenceContext.Time, RemoteIP: referenceContext.RemoteIP},
 					Resource: Resource{CRM: referenceCRM(module), Module: module, Action: action},
 				}
 				f, err := e.RecordFilter(ctx, in)
@@ -84,7 +83,7 @@ func TestPushdownOfReferencePersonas(t *testing.T) {
 		{"alice", "Cases", `false`},
 		{"nobody", "Accounts", `false`},
 	} {
-		f, err := e.RecordFilter(context.Background(), &Input{Subject: p[tt.subject], Resource: Resource{CRM: referenceCRM(tt.module), Module: tt.module, Action: ActionList}})
+		f, err := e.RecordFilter(context.Background(), &Input{Subject: p[tt.subject], Request: referenceContext, Resource: Resource{CRM: referenceCRM(tt.module), Module: tt.module, Action: ActionList}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -113,7 +112,7 @@ func TestMayHideFields(t *testing.T) {
 		{"sam", "Accounts", false},
 		{"alice", "Employees", true}, // another employee's salary, were the record visible
 	} {
-		f, err := e.RecordFilter(context.Background(), &Input{Subject: p[tt.subject], Resource: Resource{CRM: referenceCRM(tt.module), Module: tt.module, Action: ActionList}})
+		f, err := e.RecordFilter(context.Background(), &Input{Subject: p[tt.subject], Request: referenceContext, Resource: Resource{CRM: referenceCRM(tt.module), Module: tt.module, Action: ActionList}})
 		if err != nil {
 			t.Fatal(err)
 		}

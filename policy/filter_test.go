@@ -15,6 +15,11 @@ import (
 )
 
 // personas are the subjects of rego/*_test.rego, plus broken ones.
+// referenceContext is a request the reference policy's context rules
+// (rego/context.rego) let every persona make: a Monday, 13:00 in Berlin,
+// from an office network of rego/data.json.
+var referenceContext = Request{Time: time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC), RemoteIP: "198.51.100.7"}
+
 func personas() map[string]*Subject {
 	staff := func(id, role, team, user string) *Subject {
 		return &Subject{ID: id, Roles: []string{role}, Teams: []string{team}, Attributes: map[string]any{"crm_user_id": user}, Auth: "session"}
@@ -128,7 +133,7 @@ func TestRecordFilterMatchesEngineOnReferencePolicy(t *testing.T) {
 				for ai, action := range referenceActions {
 					in := &Input{
 						Subject:  subject,
-						Request:  Request{ID: "req", Method: "GET", Path: "/x", Time: time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)},
+						Request:  Request{ID: "req", Method: "GET", Path: "/x", Time: referenceContext.Time, RemoteIP: referenceContext.RemoteIP},
 						Resource: Resource{CRM: referenceCRM(module), Module: module, Action: action},
 					}
 					gen := newRecordGen(uint64(mi*100+ai), referenceFields)
@@ -215,7 +220,7 @@ func TestRecordFilterIsExactForEveryReferencePersona(t *testing.T) {
 	}
 	for name, subject := range personas() {
 		for _, module := range referenceModules {
-			in := &Input{Subject: subject, Resource: Resource{CRM: referenceCRM(module), Module: module, Action: ActionList}}
+			in := &Input{Subject: subject, Request: referenceContext, Resource: Resource{CRM: referenceCRM(module), Module: module, Action: ActionList}}
 			f, err := e.RecordFilter(context.Background(), in)
 			if err != nil {
 				t.Fatal(err)
@@ -256,7 +261,7 @@ func TestRecordFilterFieldsOfReferencePolicy(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.subject+"/"+tt.module, func(t *testing.T) {
-			f, err := e.RecordFilter(context.Background(), &Input{Subject: p[tt.subject], Resource: Resource{CRM: referenceCRM(tt.module), Module: tt.module, Action: ActionList}})
+			f, err := e.RecordFilter(context.Background(), &Input{Subject: p[tt.subject], Request: referenceContext, Resource: Resource{CRM: referenceCRM(tt.module), Module: tt.module, Action: ActionList}})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -277,7 +282,7 @@ func TestRecordFilterCache(t *testing.T) {
 	ctx := context.Background()
 	compile := func(subject *Subject, module, path string) *compiledFilter {
 		t.Helper()
-		f, err := e.RecordFilter(ctx, &Input{Subject: subject, Request: Request{Path: path}, Resource: Resource{CRM: referenceCRM(module), Module: module, Action: ActionList}})
+		f, err := e.RecordFilter(ctx, &Input{Subject: subject, Request: Request{Path: path, Time: referenceContext.Time, RemoteIP: referenceContext.RemoteIP}, Resource: Resource{CRM: referenceCRM(module), Module: module, Action: ActionList}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -322,7 +327,7 @@ func TestRecordFilterInputErrors(t *testing.T) {
 	if _, err := e.RecordFilter(context.Background(), &Input{}); err == nil {
 		t.Error("no subject: no error")
 	}
-	f, err := e.RecordFilter(context.Background(), &Input{Subject: personas()["alice"], Resource: Resource{CRM: "suitecrm8", Module: "Accounts", Action: "list"}})
+	f, err := e.RecordFilter(context.Background(), &Input{Subject: personas()["alice"], Request: referenceContext, Resource: Resource{CRM: "suitecrm8", Module: "Accounts", Action: "list"}})
 	if err != nil {
 		t.Fatal(err)
 	}

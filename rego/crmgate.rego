@@ -11,6 +11,7 @@
 #   crmgate.rego  who may do what to which module (allow, require_mfa, reasons)
 #   fields.rego   hidden, masked, read-only and visible fields
 #   records.rego  which records each persona sees (record_allow)
+#   context.rego  from where and when roles act (office networks, hours)
 #
 # Personas come from input.subject.roles; a subject with several roles gets
 # the union of their grants. Everything not granted below is denied.
@@ -124,6 +125,7 @@ active_roles contains "admin" if {
 granting_roles contains "admin" if {
 	"admin" in active_roles
 	not action in never_allowed
+	not context_blocked("admin")
 }
 
 # Actions nobody performs through crmgate, admins included: the CRM API's
@@ -134,6 +136,7 @@ granting_roles contains role if {
 	some role in active_roles
 	action in grants[role][class]
 	not request_blocked(role)
+	not context_blocked(role)
 }
 
 default allow := false

@@ -75,9 +75,13 @@ work := {"list", "read", "create", "update", "relate"}
 # with_attributes replaces (object.union would merge) a subject's attributes.
 with_attributes(subject, attributes) := object.union(object.remove(subject, ["attributes"]), {"attributes": attributes})
 
+# A Monday, 13:00 in Berlin, from the office: the context rules that
+# context_test.rego tests let every persona act.
+office_hours := {"method": "GET", "path": "/", "time": "2026-11-23T12:00:00Z", "remote_ip": "198.51.100.7"}
+
 request(subject, module, act) := {
 	"subject": subject,
-	"request": {"method": "GET", "path": "/", "time": "2026-11-23T12:00:00Z"},
+	"request": office_hours,
 	"resource": {"module": module, "action": act},
 }
 
@@ -223,6 +227,7 @@ test_roles_are_a_union if {
 read_by_id(subject, module, id) := v if {
 	v := crmgate.allow with input as {
 		"subject": subject,
+		"request": office_hours,
 		"resource": {"module": module, "action": "read", "id": id},
 	}
 }
@@ -230,6 +235,7 @@ read_by_id(subject, module, id) := v if {
 create_with(subject, module, body) := v if {
 	v := crmgate.allow with input as {
 		"subject": subject,
+		"request": office_hours,
 		"resource": {"crm": crm_of(module), "module": module, "action": "create", "fields": object.keys(body), "body": body},
 	}
 }
@@ -240,6 +246,7 @@ sees_by_id(subject, module, id) if {
 	read_by_id(subject, module, id)
 	crmgate.record_allow with input as {
 		"subject": subject,
+		"request": office_hours,
 		"resource": {"crm": crm_of(module), "module": module, "action": "read", "id": id},
 		"record": {"id": id},
 	}

@@ -6,6 +6,7 @@ import data.crmgate
 
 write(subject, module, act, body) := {
 	"subject": subject,
+	"request": office_hours,
 	"resource": {"module": module, "action": act, "fields": object.keys(body), "body": body},
 }
 

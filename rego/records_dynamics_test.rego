@@ -6,6 +6,7 @@ import data.crmgate
 
 dyn_input(subject, module, act, record) := {
 	"subject": subject,
+	"request": office_hours,
 	"resource": {"crm": "dynamics", "module": module, "action": act},
 	"record": record,
 }

@@ -13,6 +13,7 @@ else := "suitecrm8"
 
 record_input(subject, module, act, record) := {
 	"subject": subject,
+	"request": office_hours,
 	"resource": {"crm": crm_of(module), "module": module, "action": act},
 	"record": record,
 }
@@ -63,8 +64,8 @@ test_records_without_a_clear_owner_are_hidden_from_sales if {
 	not sees(alice, "Account", "read", {"id": "r-1", "assigned_user_id": "u-sales1"})
 
 	# A record of a CRM the policy has no field table for is nobody's.
-	not crmgate.record_allow with input as {"subject": alice, "resource": {"crm": "generic", "module": "Accounts", "action": "read"}, "record": suite_owned("u-sales1")}
-	not crmgate.record_allow with input as {"subject": alice, "resource": {"module": "Accounts", "action": "read"}, "record": suite_owned("u-sales1")}
+	not crmgate.record_allow with input as {"subject": alice, "request": office_hours, "resource": {"crm": "generic", "module": "Accounts", "action": "read"}, "record": suite_owned("u-sales1")}
+	not crmgate.record_allow with input as {"subject": alice, "request": office_hours, "resource": {"module": "Accounts", "action": "read"}, "record": suite_owned("u-sales1")}
 }
 
 test_sales_deletes_only_own_leads_and_tasks if {

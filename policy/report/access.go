@@ -64,6 +64,10 @@ type AccessOptions struct {
 	// a fixed instant (ReportTime), so the same policy always produces the
 	// same report.
 	Time time.Time
+	// RemoteIP is input.request.remote_ip of every evaluation. Empty sends
+	// none, so rules that admit only some networks (the reference policy's
+	// admins) deny.
+	RemoteIP string
 }
 
 // ReportTime is the request time of evaluations when AccessOptions.Time is
@@ -188,7 +192,7 @@ func BuildAccess(ctx context.Context, o AccessOptions) (*Access, error) {
 	if at.IsZero() {
 		at = ReportTime
 	}
-	ev := evaluator{engine: o.Engine, at: at.UTC(), revision: o.Engine.Revision()}
+	ev := evaluator{engine: o.Engine, at: at.UTC(), remoteIP: o.RemoteIP, revision: o.Engine.Revision()}
 	a := &Access{
 		Revision: ev.revision,
 		Profile:  o.Profile,
@@ -258,6 +262,7 @@ func BuildAccess(ctx context.Context, o AccessOptions) (*Access, error) {
 type evaluator struct {
 	engine   Decider
 	at       time.Time
+	remoteIP string
 	revision string
 }
 
@@ -271,7 +276,7 @@ func (ev evaluator) role(ctx context.Context, role, module string, actions []str
 		for mfa := range 2 {
 			in := &policy.Input{
 				Subject:  subj[mfa],
-				Request:  policy.Request{ID: "report", Method: methodOf(action), Time: ev.at},
+				Request:  policy.Request{ID: "report", Method: methodOf(action), Time: ev.at, RemoteIP: ev.remoteIP},
 				Resource: policy.Resource{Module: module, Action: action},
 			}
 			var err error

@@ -45,6 +45,9 @@ type Deps struct {
 	HTTPClient *http.Client
 	// Version labels decision-log events.
 	Version string
+	// Now is the proxy's clock (input.request.time and latencies); nil is
+	// time.Now. Tests of time-dependent policies fix it.
+	Now func() time.Time
 }
 
 // App is an assembled crmgate.
@@ -182,6 +185,7 @@ func Build(ctx context.Context, cfg *config.Config, deps Deps) (*App, error) {
 		MaxRecordIDs:            cfg.DecisionLog.MaxRecordIDs,
 		NoPushdown:              cfg.CRM.Pushdown != nil && !*cfg.CRM.Pushdown,
 		ClientAddr:              clientAddr,
+		Now:                     deps.Now,
 		Budgets:                 budgets,
 		BudgetReserve:           cfg.Budgets.Reserve,
 		BudgetAllowOnStoreError: cfg.Budgets.OnStoreError == config.BudgetAllow,

@@ -20,7 +20,6 @@ import (
 	"github.com/crmgate/crmgate/proxy/emulator"
 	"github.com/crmgate/crmgate/proxy/issuer"
 	"github.com/crmgate/crmgate/proxy/login"
-	refpolicy "github.com/crmgate/crmgate/rego"
 )
 
 // loginCorpus is crmgate with browser sign-in through the in-process
@@ -71,7 +70,7 @@ func newLoginCorpus(t *testing.T) *loginCorpus {
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("config: %v", err)
 	}
-	a, err := app.Build(context.Background(), cfg, app.Deps{PolicyFS: refpolicy.FS, DecisionLogWriter: &syncBuffer{}, Version: "test"})
+	a, err := app.Build(context.Background(), cfg, app.Deps{PolicyFS: demoPolicy(t), DecisionLogWriter: &syncBuffer{}, Version: "test"})
 	if err != nil {
 		t.Fatalf("build: %v", err)
 	}

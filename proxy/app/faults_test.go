@@ -29,7 +29,6 @@ import (
 	"github.com/crmgate/crmgate/proxy/emulator"
 	"github.com/crmgate/crmgate/proxy/issuer"
 	"github.com/crmgate/crmgate/proxy/login"
-	refpolicy "github.com/crmgate/crmgate/rego"
 )
 
 // goroutineMargin is how many goroutines above the baseline a fault test
@@ -406,7 +405,7 @@ func newLoginFault(t *testing.T, mut func(*config.Config)) *loginFault {
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("config: %v", err)
 	}
-	a, err := app.Build(context.Background(), cfg, app.Deps{PolicyFS: refpolicy.FS, DecisionLogWriter: &syncBuffer{}, Version: "test"})
+	a, err := app.Build(context.Background(), cfg, app.Deps{PolicyFS: demoPolicy(t), DecisionLogWriter: &syncBuffer{}, Version: "test"})
 	if err != nil {
 		t.Fatalf("build: %v", err)
 	}

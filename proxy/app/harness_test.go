@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/fstest"
 	"time"
 
 	"go.uber.org/zap/zapcore"
@@ -21,7 +22,6 @@ import (
 	"github.com/crmgate/crmgate/proxy/demo"
 	"github.com/crmgate/crmgate/proxy/emulator"
 	"github.com/crmgate/crmgate/proxy/issuer"
-	refpolicy "github.com/crmgate/crmgate/rego"
 )
 
 // seen is one request as the CRM emulator received it.
@@ -117,15 +117,61 @@ type env struct {
 
 type envOption func(*config.Config)
 
+// demoPolicy is the reference policy in the demo's context: the harness's
+// clients connect over loopback, which is the office there, and working
+// hours are all day, every day (demo.OfficeNetworks, demo.WorkingHours), so
+// the context rules let every persona act whenever the tests run. Tests of
+// the context rules themselves use contextPolicy with the reference hours
+// and a fixed clock.
+func demoPolicy(t testing.TB) fs.FS {
+	t.Helper()
+	p, err := demo.PolicyFS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// unbudgetedPolicy is demoPolicy without its read budgets, for tests
+// that read far more than one person's hourly budget on purpose (paging
+// differentials, load during reloads); the budgets have their own tests.
+func unbudgetedPolicy(t testing.TB) fs.FS {
+	t.Helper()
+	m := fstest.MapFS{}
+	p := demoPolicy(t)
+	err := fs.WalkDir(p, ".", func(name string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || name == "budget.rego" {
+			return err
+		}
+		b, err := fs.ReadFile(p, name)
+		m[name] = &fstest.MapFile{Data: b, Mode: 0o444}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fs.Stat(p, "budget.rego"); err != nil {
+		t.Fatal("the reference policy has no budget.rego any more: update unbudgetedPolicy")
+	}
+	return m
+}
+
 func newEnv(t testing.TB, crm string, opts ...envOption) *env {
 	t.Helper()
-	return newEnvWithPolicy(t, crm, refpolicy.FS, opts...)
+	return newEnvWithPolicy(t, crm, demoPolicy(t), opts...)
 }
 
 // newEnvWithPolicy is newEnv with another policy source: policyFS replaces
 // policy.paths, and nil leaves the configured source (files or a bundle
 // server) in charge.
 func newEnvWithPolicy(t testing.TB, crm string, policyFS fs.FS, opts ...envOption) *env {
+	t.Helper()
+	return newEnvAt(t, crm, policyFS, nil, opts...)
+}
+
+// newEnvAt is newEnvWithPolicy with the proxy's clock (input.request.time)
+// fixed by now; nil is the real clock.
+func newEnvAt(t testing.TB, crm string, policyFS fs.FS, now func() time.Time, opts ...envOption) *env {
 	t.Helper()
 	e := &env{t: t, crm: crm, dlog: &syncBuffer{}, tokens: map[string]string{}, ds: emulator.DepartmentStore()}
 
@@ -173,7 +219,7 @@ func newEnvWithPolicy(t testing.TB, crm string, policyFS fs.FS, opts ...envOptio
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("config: %v", err)
 	}
-	a, err := app.Build(context.Background(), cfg, app.Deps{PolicyFS: policyFS, DecisionLogWriter: e.dlog, Version: "test"})
+	a, err := app.Build(context.Background(), cfg, app.Deps{PolicyFS: policyFS, DecisionLogWriter: e.dlog, Version: "test", Now: now})
 	if err != nil {
 		t.Fatalf("build: %v", err)
 	}

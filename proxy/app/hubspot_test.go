@@ -220,7 +220,7 @@ func TestHubSpotListFiltering(t *testing.T) {
 // rule reaches exactly the records the rule allows, for every persona and
 // page size, and the same set as a GET list filtered after.
 func TestHubSpotPagingDifferential(t *testing.T) {
-	e := newEnv(t, "hubspot")
+	e := newEnvWithPolicy(t, "hubspot", unbudgetedPolicy(t))
 	for i := 0; i < 30; i++ {
 		e.ds.Put("Contacts", fmt.Sprintf("c-%d", 100+i), map[string]any{
 			"first_name": "Extra", "last_name": fmt.Sprint(i), "assigned_user_id": []string{"u-sales1", "u-sales3", "u-mgr", "u-inv"}[i%4],

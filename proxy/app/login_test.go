@@ -20,7 +20,6 @@ import (
 	"github.com/crmgate/crmgate/proxy/demo"
 	"github.com/crmgate/crmgate/proxy/emulator"
 	"github.com/crmgate/crmgate/proxy/session"
-	refpolicy "github.com/crmgate/crmgate/rego"
 	"github.com/crmgate/crmgate/test/testredis"
 )
 
@@ -89,7 +88,7 @@ func newLoginEnv(t *testing.T) *loginEnv {
 			t.Fatalf("config: %v", err)
 		}
 		dlog := &syncBuffer{}
-		a, err := app.Build(context.Background(), cfg, app.Deps{PolicyFS: refpolicy.FS, DecisionLogWriter: dlog, Version: "test"})
+		a, err := app.Build(context.Background(), cfg, app.Deps{PolicyFS: demoPolicy(t), DecisionLogWriter: dlog, Version: "test"})
 		if err != nil {
 			t.Fatalf("build: %v", err)
 		}

@@ -32,7 +32,6 @@ import (
 	"github.com/crmgate/crmgate/proxy/emulator"
 	"github.com/crmgate/crmgate/proxy/issuer"
 	"github.com/crmgate/crmgate/proxy/session"
-	refpolicy "github.com/crmgate/crmgate/rego"
 	"github.com/crmgate/crmgate/test/testredis"
 )
 
@@ -182,7 +181,7 @@ type crmgateMode struct {
 func buildCrmgate(b *testing.B, up *benchUpstream, idpURL string, iss *issuer.Issuer, m crmgateMode, policyFS fs.FS) benchTarget {
 	b.Helper()
 	cfg := demo.Config("127.0.0.1:1", "127.0.0.1:2", up.srv.URL, idpURL, "admin-token", benchClientSecret)
-	deps := app.Deps{PolicyFS: refpolicy.FS, Version: "bench"}
+	deps := app.Deps{PolicyFS: demoPolicy(b), Version: "bench"}
 	if policyFS != nil {
 		deps.PolicyFS = policyFS
 	}

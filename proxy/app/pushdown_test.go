@@ -11,7 +11,6 @@ import (
 	"testing/fstest"
 
 	"github.com/crmgate/crmgate/config"
-	refpolicy "github.com/crmgate/crmgate/rego"
 )
 
 // pushdownOff is the config switch that keeps the record rule out of the
@@ -24,11 +23,12 @@ func pushdownOff(c *config.Config) { off := false; c.CRM.Pushdown = &off }
 func ownRecordsPolicy(t testing.TB) fs.FS {
 	t.Helper()
 	m := fstest.MapFS{}
-	err := fs.WalkDir(refpolicy.FS, ".", func(p string, d fs.DirEntry, err error) error {
+	policyFS := demoPolicy(t)
+	err := fs.WalkDir(policyFS, ".", func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
 		}
-		b, err := fs.ReadFile(refpolicy.FS, p)
+		b, err := fs.ReadFile(policyFS, p)
 		if err != nil {
 			return err
 		}

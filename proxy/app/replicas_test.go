@@ -233,10 +233,13 @@ func newReplicaSet(t *testing.T) *replicaSet {
 	key := make([]byte, config.EncryptionKeySize)
 	_, _ = rand.Read(key)
 	dir := t.TempDir()
+	// The replicas' clients connect over loopback at any hour: the demo's
+	// context (demo.PolicyFS) lets the admin and staff act.
+	policyDir := copyReferencePolicy(t)
 	for i, a := range ports {
 		cfg := fmt.Sprintf(replicaConfig, a.main, a.admin, "http://"+a.main, up.URL, up.URL+"/Api/access_token",
 			idp.URL, client.ID, client.Secret, issuer.ACRMFA, fmt.Sprintf("127.0.0.1:%d", rs.redisPort),
-			base64.StdEncoding.EncodeToString(key), filepath.Join(repoRoot(t), "rego"), rs.adminToken)
+			base64.StdEncoding.EncodeToString(key), policyDir, rs.adminToken)
 		path := filepath.Join(dir, fmt.Sprintf("replica%d.yaml", i+1))
 		if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 			t.Fatal(err)

@@ -45,14 +45,15 @@ func ReportRoles(cfg *config.Config, extra ...string) []string {
 }
 
 // AccessReport evaluates engine for the configuration's roles (plus extra)
-// over every module of the profile.
-func AccessReport(ctx context.Context, cfg *config.Config, engine report.Decider, prof *profile.Profile, samples report.Samples, extra ...string) (*report.Access, error) {
+// over every module of the profile, from remoteIP ("" sends no address).
+func AccessReport(ctx context.Context, cfg *config.Config, engine report.Decider, prof *profile.Profile, samples report.Samples, remoteIP string, extra ...string) (*report.Access, error) {
 	return report.BuildAccess(ctx, report.AccessOptions{
-		Engine:  engine,
-		Roles:   ReportRoles(cfg, extra...),
-		Modules: prof.Modules,
-		Samples: samples,
-		Profile: prof.Name,
+		Engine:   engine,
+		Roles:    ReportRoles(cfg, extra...),
+		Modules:  prof.Modules,
+		Samples:  samples,
+		Profile:  prof.Name,
+		RemoteIP: remoteIP,
 	})
 }
 
@@ -119,7 +120,7 @@ func (r *reports) accessReport(ctx context.Context) (*report.Access, error) {
 	if r.last != nil && r.last.Revision == r.engine.Revision() {
 		return r.last, nil
 	}
-	a, err := AccessReport(ctx, r.cfg, r.engine, r.profile, nil)
+	a, err := AccessReport(ctx, r.cfg, r.engine, r.profile, nil, "")
 	if err != nil {
 		return nil, err
 	}

@@ -15,7 +15,6 @@ import (
 	"github.com/crmgate/crmgate/proxy/demo"
 	"github.com/crmgate/crmgate/proxy/emulator"
 	"github.com/crmgate/crmgate/proxy/session"
-	refpolicy "github.com/crmgate/crmgate/rego"
 	"github.com/crmgate/crmgate/test/testredis"
 )
 
@@ -46,7 +45,7 @@ func BenchmarkSessionPipeline(b *testing.B) {
 			if err := cfg.Validate(); err != nil {
 				b.Fatal(err)
 			}
-			a, err := app.Build(context.Background(), cfg, app.Deps{PolicyFS: refpolicy.FS, Version: "bench"})
+			a, err := app.Build(context.Background(), cfg, app.Deps{PolicyFS: demoPolicy(b), Version: "bench"})
 			if err != nil {
 				b.Fatal(err)
 			}

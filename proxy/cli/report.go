@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"strings"
 	"time"
@@ -42,11 +43,12 @@ default: samples for the reference policy (customer account_id acc-1; sales crm_
 team store-12; line_manager u-mgr, store-12; inventory_manager u-inv; support u-support, helpdesk; admin u-admin)`
 
 func cmdReportAccess(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("report access", "report access --config FILE [--format markdown|csv|html] [--diff OLD_POLICY_DIR] [--subjects FILE] [--role ROLE]...", stderr)
+	fs := newFlags("report access", "report access --config FILE [--format markdown|csv|html] [--diff OLD_POLICY_DIR] [--subjects FILE] [--role ROLE]... [--remote-ip IP]", stderr)
 	cfgPath := fs.String("config", "", "configuration file (YAML)")
 	format := fs.String("format", "markdown", "output format: markdown, csv or html")
 	diff := fs.String("diff", "", "an older policy directory: print what the configured policy grants (+) or removes (−) compared with it")
 	subjects := fs.String("subjects", "", samplesHelp)
+	remoteIP := fs.String("remote-ip", "", "input.request.remote_ip of every evaluation (e.g. an office address, for policies that admit some networks only); empty sends none")
 	var roles stringList
 	fs.Var(&roles, "role", "a further role to report on (repeatable); identity.roles and metrics.roles are always included")
 	if err := parse(fs, args); err != nil {
@@ -81,7 +83,7 @@ func cmdReportAccess(ctx context.Context, args []string, stdout, stderr io.Write
 	if err != nil {
 		return err
 	}
-	current, err := app.AccessReport(ctx, cfg, engine, prof, samples, roles...)
+	current, err := app.AccessReport(ctx, cfg, engine, prof, samples, *remoteIP, roles...)
 	if err != nil {
 		return err
 	}
@@ -92,7 +94,7 @@ func cmdReportAccess(ctx context.Context, args []string, stdout, stderr io.Write
 	if err != nil {
 		return fmt.Errorf("--diff: %w", err)
 	}
-	old, err := app.AccessReport(ctx, cfg, oldEngine, prof, samples, roles...)
+	old, err := app.AccessReport(ctx, cfg, oldEngine, prof, samples, *remoteIP, roles...)
 	if err != nil {
 		return fmt.Errorf("--diff: %w", err)
 	}
@@ -129,7 +131,7 @@ func cmdReportDormant(ctx context.Context, args []string, stdout, stderr io.Writ
 }
 
 func cmdExplain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("explain", "explain --config FILE --subject FILE_OR_JSON --path PATH [--method GET] [--body JSON] [--record JSON] [--rules]", stderr)
+	fs := newFlags("explain", "explain --config FILE --subject FILE_OR_JSON --path PATH [--method GET] [--body JSON] [--record JSON] [--rules] [--remote-ip IP] [--time RFC3339]", stderr)
 	cfgPath := fs.String("config", "", "configuration file (YAML)")
 	subject := fs.String("subject", "", `the subject as the policy sees it: a JSON file, or inline JSON such as '{"id":"alice","roles":["sales"],"attributes":{"crm_user_id":"u-sales1"}}'`)
 	method := fs.String("method", "GET", "HTTP method")
@@ -137,6 +139,8 @@ func cmdExplain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	body := fs.String("body", "", "request body (JSON)")
 	record := fs.String("record", "", "the target record as the CRM returns it, flattened to its fields and id (JSON)")
 	rules := fs.Bool("rules", false, "also print the value of every rule of the policy package for this input")
+	remoteIP := fs.String("remote-ip", "", "the client address (input.request.remote_ip); default 127.0.0.1")
+	at := fs.String("time", "", "the request time (input.request.time), RFC 3339; default now")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -169,6 +173,19 @@ func cmdExplain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
+	if *remoteIP != "" {
+		ip, err := netip.ParseAddr(*remoteIP)
+		if err != nil {
+			return fmt.Errorf("--remote-ip: %w", err)
+		}
+		req.RemoteAddr = netip.AddrPortFrom(ip, 0).String()
+	}
+	var now time.Time
+	if *at != "" {
+		if now, err = time.Parse(time.RFC3339, *at); err != nil {
+			return fmt.Errorf("--time: %w", err)
+		}
+	}
 	prof, err := app.BuildProfile(cfg.CRM)
 	if err != nil {
 		return err
@@ -177,7 +194,7 @@ func cmdExplain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	e, err := proxy.Explain(ctx, proxy.ExplainOptions{Profile: prof, Policy: engine, MaxRequestBody: cfg.Upstream.MaxRequestBody}, subj, req, rec)
+	e, err := proxy.Explain(ctx, proxy.ExplainOptions{Profile: prof, Policy: engine, MaxRequestBody: cfg.Upstream.MaxRequestBody, Now: now}, subj, req, rec)
 	if err != nil {
 		return err
 	}

@@ -61,7 +61,7 @@ var revisionLine = regexp.MustCompile("Policy revision: `[0-9a-f]+`")
 // the golden file of policy/report for the reference policy.
 func TestReportAccessCLI(t *testing.T) {
 	cfg, _ := referenceSetup(t, "", nil)
-	code, out, errs := runCLI("report", "access", "--config", cfg)
+	code, out, errs := runCLI("report", "access", "--config", cfg, "--remote-ip", "198.51.100.7")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errs)
 	}
@@ -251,7 +251,10 @@ func TestExplainCLI(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			code, out, errs := runCLI(append([]string{"explain", "--config", cfg}, c.args...)...)
+			code, out, errs := runCLI(append([]string{"explain", "--config", cfg,
+				// In the reference policy's context: a Monday, 13:00 in
+				// Berlin, from an office network.
+				"--remote-ip", "198.51.100.7", "--time", "2026-11-23T12:00:00Z"}, c.args...)...)
 			if code != c.code {
 				t.Fatalf("exit %d, want %d\nstdout: %s\nstderr: %s", code, c.code, out, errs)
 			}

@@ -27,7 +27,6 @@ import (
 	"github.com/crmgate/crmgate/proxy/emulator"
 	"github.com/crmgate/crmgate/proxy/issuer"
 	"github.com/crmgate/crmgate/proxy/login"
-	refpolicy "github.com/crmgate/crmgate/rego"
 )
 
 // Options configure the demo.
@@ -216,7 +215,13 @@ func Run(ctx context.Context, o Options) error {
 		adminLn.Close()
 		return fmt.Errorf("demo config: %w", err)
 	}
-	a, err := app.Build(ctx, cfg, app.Deps{Logger: log, PolicyFS: refpolicy.FS, DecisionLogWriter: dlog, Version: o.Version})
+	policyFS, err := PolicyFS()
+	if err != nil {
+		mainLn.Close()
+		adminLn.Close()
+		return err
+	}
+	a, err := app.Build(ctx, cfg, app.Deps{Logger: log, PolicyFS: policyFS, DecisionLogWriter: dlog, Version: o.Version})
 	if err != nil {
 		mainLn.Close()
 		adminLn.Close()
