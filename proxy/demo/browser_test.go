@@ -19,9 +19,10 @@ import (
 	"github.com/crmgate/crmgate/test/browser"
 )
 
-// startDemo runs the demo as `crmgate demo` does and returns it with the
-// intro it printed; it stops when the test ends.
-func startDemo(t *testing.T) (*demo.Env, string) {
+// startDemo runs the demo as `crmgate demo --crm crm` does ("" is the
+// default CRM) and returns it with the intro it printed; it stops when the
+// test ends.
+func startDemo(t *testing.T, crm string) (*demo.Env, string) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan *demo.Env, 1)
@@ -29,7 +30,7 @@ func startDemo(t *testing.T) (*demo.Env, string) {
 	var out bytes.Buffer
 	go func() {
 		done <- demo.Run(ctx, demo.Options{Listen: "127.0.0.1:0", Out: &out, DecisionLog: zapcore.AddSync(io.Discard),
-			Ready: func(e *demo.Env) { ready <- e }})
+			CRM: crm, Ready: func(e *demo.Env) { ready <- e }})
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -94,7 +95,7 @@ func onPicker(t *testing.T, b *browser.Browser, env *demo.Env) url.Values {
 // through the persona page, data filtered for the persona, step-up from a
 // password sign-in to MFA, a denial page and sign-out.
 func TestDemoInABrowser(t *testing.T) {
-	env, intro := startDemo(t)
+	env, intro := startDemo(t, "")
 	if want := "open " + env.ProxyURL + "/Api/V8/module/Accounts in a browser"; !strings.Contains(intro, want) {
 		t.Fatalf("intro lacks %q:\n%s", want, intro)
 	}

@@ -1,16 +1,11 @@
 package demo_test
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
-	"time"
-
-	"go.uber.org/zap/zapcore"
 
 	"github.com/crmgate/crmgate/proxy/demo"
 )
@@ -18,25 +13,9 @@ import (
 // TestDemoHubSpot runs `crmgate demo --crm hubspot` and sends every command
 // it prints, checking each gets the answer its description promises.
 func TestDemoHubSpot(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	ready := make(chan *demo.Env, 1)
-	var out bytes.Buffer
-	done := make(chan error, 1)
-	go func() {
-		done <- demo.Run(ctx, demo.Options{Listen: "127.0.0.1:0", Out: &out, DecisionLog: zapcore.AddSync(io.Discard),
-			CRM: "hubspot", Ready: func(e *demo.Env) { ready <- e }})
-	}()
-	var env *demo.Env
-	select {
-	case env = <-ready:
-	case err := <-done:
-		t.Fatalf("demo stopped: %v", err)
-	case <-time.After(20 * time.Second):
-		t.Fatal("demo did not start")
-	}
-	if !strings.Contains(out.String(), "HubSpot") {
-		t.Errorf("intro does not name HubSpot: %s", out.String())
+	env, printed := startDemo(t, "hubspot")
+	if !strings.Contains(printed, "HubSpot") {
+		t.Errorf("intro does not name HubSpot: %s", printed)
 	}
 	tokens := map[string]string{}
 	for _, p := range env.Personas {
@@ -44,7 +23,7 @@ func TestDemoHubSpot(t *testing.T) {
 	}
 	for _, c := range demo.HubSpotCommands {
 		t.Run(c.Persona+" "+c.Shows, func(t *testing.T) {
-			if !strings.Contains(out.String(), env.ProxyURL+c.Path) || !strings.Contains(out.String(), tokens[c.Persona]) {
+			if !strings.Contains(printed, env.ProxyURL+c.Path) || !strings.Contains(printed, tokens[c.Persona]) {
 				t.Fatalf("the demo did not print %s for %s", c.Path, c.Persona)
 			}
 			var body io.Reader
@@ -96,14 +75,5 @@ func TestDemoHubSpot(t *testing.T) {
 	}
 	if _, err := demo.LookupCRM("nosuch"); err == nil {
 		t.Error("unknown demo crm accepted")
-	}
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("demo returned %v", err)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("demo did not stop")
 	}
 }

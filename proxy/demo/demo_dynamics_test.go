@@ -1,15 +1,11 @@
 package demo_test
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
-	"time"
-
-	"go.uber.org/zap/zapcore"
 
 	"github.com/crmgate/crmgate/proxy/demo"
 )
@@ -18,24 +14,7 @@ import (
 // the Dataverse emulator behind crmgate, each printed command answered as
 // its description promises.
 func TestDemoDynamicsAnswersItsCommands(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	ready := make(chan *demo.Env, 1)
-	var out bytes.Buffer
-	done := make(chan error, 1)
-	go func() {
-		done <- demo.Run(ctx, demo.Options{Listen: "127.0.0.1:0", Out: &out, DecisionLog: zapcore.AddSync(io.Discard),
-			CRM: "dynamics", Ready: func(e *demo.Env) { ready <- e }})
-	}()
-	var env *demo.Env
-	select {
-	case env = <-ready:
-	case err := <-done:
-		t.Fatalf("demo stopped: %v", err)
-	case <-time.After(20 * time.Second):
-		t.Fatal("demo did not start")
-	}
-	printed := out.String()
+	env, printed := startDemo(t, "dynamics")
 	if !strings.Contains(printed, "Dataverse") {
 		t.Errorf("intro does not name the CRM: %s", printed)
 	}

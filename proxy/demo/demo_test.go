@@ -1,15 +1,11 @@
 package demo_test
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
-	"time"
-
-	"go.uber.org/zap/zapcore"
 
 	"github.com/crmgate/crmgate/proxy/demo"
 )
@@ -18,28 +14,11 @@ import (
 // every command it prints, checking each persona gets the answer the
 // command's description promises.
 func TestDemoAnswersItsCommands(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	ready := make(chan *demo.Env, 1)
-	var out bytes.Buffer
-	done := make(chan error, 1)
-	go func() {
-		done <- demo.Run(ctx, demo.Options{Listen: "127.0.0.1:0", Out: &out, DecisionLog: zapcore.AddSync(io.Discard),
-			Ready: func(e *demo.Env) { ready <- e }})
-	}()
-	var env *demo.Env
-	select {
-	case env = <-ready:
-	case err := <-done:
-		t.Fatalf("demo stopped: %v", err)
-	case <-time.After(20 * time.Second):
-		t.Fatal("demo did not start")
-	}
+	env, printed := startDemo(t, "")
 	tokens := map[string]string{}
 	for _, p := range env.Personas {
 		tokens[p.Name] = p.Token
 	}
-	printed := out.String()
 	for _, c := range demo.Commands {
 		t.Run(c.Persona+" "+c.Shows, func(t *testing.T) {
 			curl := "curl -s -X " + c.Method + " -H 'Authorization: Bearer " + tokens[c.Persona] + "' '" + env.ProxyURL + c.Path + "'"
@@ -72,13 +51,4 @@ func TestDemoAnswersItsCommands(t *testing.T) {
 			t.Fatalf("err = %v", err)
 		}
 	})
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("demo returned %v", err)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("demo did not stop")
-	}
 }
