@@ -113,8 +113,7 @@ func validAction(s string) bool {
 
 // CheckQuery refuses a raw query string that carries a method override
 // (_method, as Laravel/Symfony-style frameworks read it, or Salesforce's
-// _HttpMethod) and one that does
-// not parse. Names are compared as PHP would see them: percent-decoded,
+// _HttpMethod) and one that does not parse. Names are compared as PHP would see them: percent-decoded,
 // "+" as space, leading spaces dropped, " " "." and "[" turned into "_",
 // array suffixes removed, case ignored, so "%5Fmethod", ".method" and
 // "_METHOD[]" are all caught.
