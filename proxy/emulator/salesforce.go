@@ -337,6 +337,9 @@ func (s *sfAPI) route(w http.ResponseWriter, r *http.Request) {
 	}
 	base, segs := "/services/data/"+segs[0], segs[1:]
 	method := r.Method
+	if method == http.MethodHead {
+		method = http.MethodGet // writeJSON leaves the body out
+	}
 	if m := r.URL.Query()["_HttpMethod"]; method == http.MethodPost && len(m) > 0 {
 		method = strings.ToUpper(m[0])
 	}
@@ -392,6 +395,10 @@ func (o *sfObject) value(f *sfField, rec map[string]any) any {
 	}
 	v := rec[f.suite]
 	str, isStr := v.(string)
+	if f.typ == "boolean" {
+		// A checkbox is never null: unset reads as false.
+		return v == true || str == "1" || str == "true"
+	}
 	if v == nil || (isStr && str == "") {
 		return nil
 	}
@@ -423,8 +430,6 @@ func (o *sfObject) value(f *sfField, rec map[string]any) any {
 			return n
 		}
 		return nil
-	case "boolean":
-		return v == true || str == "1" || str == "true"
 	}
 	if !isStr {
 		return valueString(v)
