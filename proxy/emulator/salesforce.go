@@ -234,9 +234,11 @@ type sfAPI struct {
 // /services/data/vNN.N/: SOQL queries (evaluated over the dataset, with
 // query locators for later batches), sObject rows, child relationships and
 // a minimal describe; errors are JSON arrays of {message, errorCode}. The
-// OAuth 2.0 client credentials flow issues the bearer tokens. POST with
-// ?_HttpMethod=PATCH or DELETE acts as that method, as Salesforce's method
-// override does. Composite, bulk, search and queryAll are not emulated.
+// OAuth 2.0 client credentials flow issues the bearer tokens. A POST with
+// ?_HttpMethod=M acts as method M (PATCH, DELETE, even GET), as
+// Salesforce's override for clients that cannot send them does, so a
+// proxy that must refuse the override can be shown to need to.
+// Composite, bulk, search and queryAll are not emulated.
 func NewSalesforce(ds *Dataset, opts SalesforceOptions) http.Handler {
 	s := &sfAPI{ds: ds, opts: opts, tokens: map[string]time.Time{}, cursors: map[string]*sfCursor{}}
 	mux := http.NewServeMux()
