@@ -98,8 +98,8 @@ type UpstreamAuth struct {
 
 // CRM selects the profile that classifies requests.
 type CRM struct {
-	// Profile is suitecrm8, espocrm, dynamics (Dataverse Web API), hubspot
-	// (CRM v3) or generic.
+	// Profile is suitecrm8, espocrm, dynamics (Dataverse Web API),
+	// salesforce (REST API and SOQL), hubspot (CRM v3) or generic.
 	Profile string `yaml:"profile"`
 	// Routes are the generic profile's routes (and extra routes for a
 	// built-in one).

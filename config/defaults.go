@@ -37,11 +37,12 @@ const (
 	ClientIPXForwardedFor = "x-forwarded-for"
 	ClientIPForwarded     = "forwarded"
 
-	ProfileSuiteCRM8 = "suitecrm8"
-	ProfileEspoCRM   = "espocrm"
-	ProfileDynamics  = "dynamics"
-	ProfileGeneric   = "generic"
-	ProfileHubSpot   = "hubspot"
+	ProfileSuiteCRM8  = "suitecrm8"
+	ProfileEspoCRM    = "espocrm"
+	ProfileDynamics   = "dynamics"
+	ProfileGeneric    = "generic"
+	ProfileHubSpot    = "hubspot"
+	ProfileSalesforce = "salesforce"
 
 	StoreMemory = "memory"
 	StoreRedis  = "redis"

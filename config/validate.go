@@ -166,7 +166,7 @@ func (c *Config) validateUpstream(ps *problems) {
 func (c *Config) validateCRM(ps *problems) {
 	crm := c.CRM
 	switch crm.Profile {
-	case ProfileSuiteCRM8, ProfileEspoCRM, ProfileDynamics, ProfileHubSpot:
+	case ProfileSuiteCRM8, ProfileEspoCRM, ProfileDynamics, ProfileSalesforce, ProfileHubSpot:
 	case ProfileGeneric:
 		if len(crm.Routes) == 0 {
 			ps.add("crm.routes", 0, "required for profile generic")
@@ -175,7 +175,7 @@ func (c *Config) validateCRM(ps *problems) {
 			ps.add("crm.shape", 0, "required for profile generic")
 		}
 	default:
-		ps.add("crm.profile", 0, "must be one of suitecrm8, espocrm, dynamics, hubspot, generic; got %s", quote(crm.Profile))
+		ps.add("crm.profile", 0, "must be one of suitecrm8, espocrm, dynamics, salesforce, hubspot, generic; got %s", quote(crm.Profile))
 	}
 	seen := make(map[string]int, len(crm.Routes))
 	for i, r := range crm.Routes {

@@ -174,7 +174,7 @@ func TestValidateRefuses(t *testing.T) {
 		}, "upstream.auth.scopes", "not used"},
 
 		// crm
-		{"unknown profile", func(c *Config) { c.CRM.Profile = "salesforce" }, "crm.profile", "must be one of"},
+		{"unknown profile", func(c *Config) { c.CRM.Profile = "zoho" }, "crm.profile", "must be one of"},
 		{"generic without routes", func(c *Config) { c.CRM.Profile = ProfileGeneric }, "crm.routes", "required for profile generic"},
 		{"generic without shape", func(c *Config) { c.CRM.Profile = ProfileGeneric }, "crm.shape", "required for profile generic"},
 		{"shape without id field", func(c *Config) { c.CRM.Shape = &Shape{} }, "crm.shape.id_field", "required"},

@@ -334,8 +334,14 @@ func (h *Handler) classify(x *exchange) error {
 	if err == nil {
 		err = h.o.Profile.CheckQuery(x.r.URL.RawQuery)
 	}
+	if err == nil {
+		// Salesforce's /query names its object in the SOQL.
+		m, err = h.o.Profile.ClassifyQuery(m, x.r.URL.RawQuery)
+	}
 	switch {
 	case err == nil:
+	case errors.Is(err, profile.ErrBadQuery):
+		return errBadRequest("The query is not one crmgate can check: "+queryProblem(err), "bad query", err)
 	case errors.Is(err, profile.ErrUnknownRoute):
 		return errNotFound("unknown route", err)
 	case errors.Is(err, profile.ErrMethodOverride):

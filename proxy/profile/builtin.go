@@ -3,7 +3,7 @@ package profile
 import "fmt"
 
 // Builtin returns a fresh copy of a built-in profile: "suitecrm8",
-// "espocrm", "dynamics" or "hubspot". Any other name is an error.
+// "espocrm", "dynamics", "salesforce" or "hubspot". Any other name is an error.
 func Builtin(name string) (*Profile, error) {
 	var p *Profile
 	var err error
@@ -14,6 +14,8 @@ func Builtin(name string) (*Profile, error) {
 		p, err = New(name, espoRoutes(), espoShape(), espoModules())
 	case "dynamics":
 		return dynamicsProfile()
+	case "salesforce":
+		return salesforceProfile()
 	case "hubspot":
 		if p, err = New(name, hubspotRoutes(), hubspotShape(), hubspotModules()); err != nil {
 			return nil, err
@@ -21,7 +23,7 @@ func Builtin(name string) (*Profile, error) {
 		p.aliases, p.checkBody, p.Dialect = hubspotAliases(), hubspotCheckBody, hubspotQuery{}
 		return p, nil
 	default:
-		return nil, fmt.Errorf("builtin profile %q: unknown (want suitecrm8, espocrm, dynamics or hubspot)", name)
+		return nil, fmt.Errorf("builtin profile %q: unknown (want suitecrm8, espocrm, dynamics, salesforce or hubspot)", name)
 	}
 	if err != nil {
 		return nil, err

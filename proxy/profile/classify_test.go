@@ -234,7 +234,7 @@ func TestCheckQuery(t *testing.T) {
 
 func TestBuiltinUnknown(t *testing.T) {
 	t.Parallel()
-	for _, name := range []string{"", "generic", "SuiteCRM8", "salesforce"} {
+	for _, name := range []string{"", "generic", "SuiteCRM8", "zoho", "Salesforce"} {
 		if _, err := Builtin(name); err == nil {
 			t.Errorf("Builtin(%q): want error", name)
 		}

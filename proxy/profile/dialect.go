@@ -59,3 +59,12 @@ type Associator interface {
 	// is ErrBadQuery.
 	Associations(rawQuery string) ([]string, error)
 }
+
+// QueryClassifier is implemented by the Dialect of a CRM whose list
+// queries name their module (Salesforce's SOQL FROM): the query, not the
+// path, says which module's policy applies.
+type QueryClassifier interface {
+	// QueryModule returns the module the query reads, as written. A
+	// query it cannot read is ErrBadQuery.
+	QueryModule(rawQuery string) (string, error)
+}

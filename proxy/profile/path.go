@@ -112,8 +112,8 @@ func validAction(s string) bool {
 }
 
 // CheckQuery refuses a raw query string that carries a method override
-// (_method, as Laravel/Symfony-style frameworks read it) and one that does
-// not parse. Names are compared as PHP would see them: percent-decoded,
+// (_method, as Laravel/Symfony-style frameworks read it, or Salesforce's
+// _HttpMethod) and one that does not parse. Names are compared as PHP would see them: percent-decoded,
 // "+" as space, leading spaces dropped, " " "." and "[" turned into "_",
 // array suffixes removed, case ignored, so "%5Fmethod", ".method" and
 // "_METHOD[]" are all caught.
@@ -138,7 +138,8 @@ func checkFormNames(raw string) error {
 		if err != nil {
 			return fmt.Errorf("parameter name %q: %w", truncate(name), ErrBadPath)
 		}
-		if phpParamName(dec) == "_method" {
+		// _HttpMethod is Salesforce's tunnel (POST ...?_HttpMethod=PATCH).
+		if n := phpParamName(dec); n == "_method" || n == "_httpmethod" {
 			return fmt.Errorf("parameter %q: %w", truncate(name), ErrMethodOverride)
 		}
 	}

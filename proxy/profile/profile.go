@@ -67,6 +67,12 @@ type Profile struct {
 	// that crmgate does not check (HubSpot's associations on a create);
 	// nil accepts any.
 	checkBody func(m Match, doc map[string]any) error
+	// idCheck, when set, replaces validID for {id} segments (Salesforce
+	// accepts only 18-character ids with their checksum).
+	idCheck func(string) bool
+	// version is the API version ReadPath writes for a {version}
+	// segment.
+	version string
 }
 
 type segKind int
@@ -78,6 +84,9 @@ const (
 	segAny
 	// segModuleKey is "{module}({id})": an OData entity set and key.
 	segModuleKey
+	// segVersion is an API version such as v62.0 (Salesforce), kept as
+	// sent.
+	segVersion
 )
 
 type segment struct {
@@ -173,7 +182,7 @@ func (p *Profile) WithRoutes(extra []Route, modules []string) (*Profile, error) 
 		return nil, fmt.Errorf("extend profile: %w", err)
 	}
 	np.Dialect, np.odataKeys, np.idFields = p.Dialect, p.odataKeys, p.idFields
-	np.aliases, np.checkBody = p.aliases, p.checkBody
+	np.aliases, np.checkBody, np.idCheck, np.version = p.aliases, p.checkBody, p.idCheck, p.version
 	return np, nil
 }
 
@@ -239,6 +248,8 @@ func compile(r Route) (*compiled, error) {
 			nID++
 		case "{any}":
 			seg.kind = segAny
+		case "{version}":
+			seg.kind = segVersion
 		case "{module}({id})":
 			seg.kind = segModuleKey
 			nModule++
@@ -286,10 +297,13 @@ func compile(r Route) (*compiled, error) {
 	if len(r.ModuleFromBody) > 0 {
 		sources++
 	}
+	if r.ModuleFromQuery {
+		sources++
+	}
 	if sources != 1 {
 		// A route with no module cannot be decided; one with two could
 		// be decided on one and executed on the other.
-		return nil, errors.New("exactly one of {module}, module and module_from_body must be set")
+		return nil, errors.New("exactly one of {module}, module, module_from_body and a query naming the module must be set")
 	}
 	if nID == 1 && len(r.IDFromBody) > 0 {
 		return nil, errors.New("{id} and id_from_body are exclusive")
@@ -405,6 +419,8 @@ func (p *Profile) bind(c *compiled, segs []string) (Match, error) {
 		IDsOnly:   c.route.IDsOnly,
 		body:      c.body,
 		NeedsBody: c.body != nil,
+
+		ModuleFromQuery: c.route.ModuleFromQuery,
 	}
 	var path strings.Builder
 	for i, s := range c.segs {
@@ -417,10 +433,14 @@ func (p *Profile) bind(c *compiled, segs []string) (Match, error) {
 			}
 			m.Module, v = mod, mod
 		case segID:
-			if !validID(v) {
+			if !p.validRecordID(v) {
 				return Match{}, fmt.Errorf("classify: id segment %q: %w", truncate(v), ErrBadPath)
 			}
 			m.ID = v
+		case segVersion:
+			if !apiVersion(v) {
+				return Match{}, fmt.Errorf("classify: API version %q: %w", truncate(v), ErrBadPath)
+			}
 		case segAny:
 			// Link names and related ids: the same conservative charset
 			// as ids, so nothing a CRM might decode reaches it.
@@ -485,7 +505,7 @@ func truncate(s string) string {
 // (or a fixed module). crmgate uses it to fetch the target of an update,
 // delete or relate and check the record rule before the write is sent.
 func (p *Profile) ReadPath(module, id string) (string, error) {
-	if !validID(id) {
+	if !p.validRecordID(id) {
 		return "", fmt.Errorf("read path: id %q: %w", truncate(id), ErrBadPath)
 	}
 	for _, c := range p.routes {
@@ -509,6 +529,8 @@ func (p *Profile) ReadPath(module, id string) (string, error) {
 			case segID:
 				path.WriteString(id)
 				hasID = true
+			case segVersion:
+				path.WriteString(p.version)
 			case segModuleKey:
 				path.WriteString(module + "(" + id + ")")
 				hasID, hasModule = true, true
@@ -555,4 +577,47 @@ func (p *Profile) ShapeFor(module string) Shape {
 	s := p.Shape
 	s.IDField = p.IDField(module)
 	return s
+}
+
+// validRecordID checks an {id} segment: the profile's own id check, or
+// the conservative charset of validID.
+func (p *Profile) validRecordID(s string) bool {
+	if p.idCheck != nil {
+		return p.idCheck(s)
+	}
+	return validID(s)
+}
+
+// apiVersion accepts v<major>.<minor> with a 1–3 digit major and a
+// one-digit minor (Salesforce's v62.0).
+func apiVersion(s string) bool {
+	if len(s) < 4 || s[0] != 'v' {
+		return false
+	}
+	major := digitsAt(s[1:])
+	return major >= 1 && major <= 3 && len(s) == 1+major+2 && s[1+major] == '.' && s[2+major] >= '0' && s[2+major] <= '9'
+}
+
+// ClassifyQuery completes a Match whose route names its module in the
+// query (Route.ModuleFromQuery): the profile's Dialect reads the module,
+// which is then spelled as the profile knows it, like a path's. Other
+// matches are returned unchanged.
+func (p *Profile) ClassifyQuery(m Match, rawQuery string) (Match, error) {
+	if !m.ModuleFromQuery {
+		return m, nil
+	}
+	qc, ok := p.Dialect.(QueryClassifier)
+	if !ok {
+		return Match{}, fmt.Errorf("classify query: profile %s reads no module from a query: %w", p.Name, ErrUnknownRoute)
+	}
+	name, err := qc.QueryModule(rawQuery)
+	if err != nil {
+		return Match{}, fmt.Errorf("classify query: %w", err)
+	}
+	mod, ok := p.canonicalModule(name)
+	if !ok {
+		return Match{}, fmt.Errorf("classify query: object %q: %w", truncate(name), ErrBadQuery)
+	}
+	m.Module, m.ModuleFromQuery = mod, false
+	return m, nil
 }

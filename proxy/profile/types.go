@@ -58,6 +58,10 @@ type Route struct {
 	// needs fields cannot judge them, so the list is refused unless the
 	// rule admits every record of the related module.
 	IDsOnly bool `json:"-" yaml:"-"`
+	// ModuleFromQuery marks a list whose module is named by its query
+	// (Salesforce's /query?q=SELECT ... FROM Account): the profile's
+	// Dialect, a QueryClassifier, reads it (Profile.ClassifyQuery).
+	ModuleFromQuery bool `json:"-" yaml:"-"`
 }
 
 // Shape says where records and fields live in a CRM's JSON.
@@ -105,6 +109,9 @@ type Match struct {
 	// QueryBody and IDsOnly are the route's (see Route).
 	QueryBody bool
 	IDsOnly   bool
+	// ModuleFromQuery is the route's: Module is empty until
+	// Profile.ClassifyQuery has read the query.
+	ModuleFromQuery bool
 
 	// body is where ClassifyBody reads the module and id; set by Classify.
 	// A pointer keeps Match comparable with ==.

@@ -1,0 +1,284 @@
+package profile
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/crmgate/crmgate/policy/cond"
+)
+
+// soqlQuery is the Dialect of Salesforce's REST API (profile salesforce).
+//
+// Parameters are read strictly and forwarded as crmgate writes them:
+//
+//   - /query takes exactly one q, a SOQL query read by ParseSOQL; its
+//     FROM object is the request's module (QueryModule);
+//   - a record read takes fields=A,B (the fields to return); nothing else
+//     takes parameters;
+//   - any other parameter, a parameter given twice or without a value is
+//     refused (ErrBadQuery). _HttpMethod, Salesforce's method tunnel, is
+//     refused before that as a method override (CheckQuery).
+type soqlQuery struct{}
+
+// soqlParams is a request's query as crmgate read it.
+type soqlParams struct {
+	soql   *SOQLQuery
+	fields []string
+}
+
+func parseSOQLParams(m Match, rawQuery string) (*soqlParams, error) {
+	out := &soqlParams{}
+	seen := map[string]bool{}
+	for raw := rawQuery; raw != ""; {
+		var pair string
+		pair, raw, _ = strings.Cut(raw, "&")
+		if pair == "" {
+			continue
+		}
+		rawName, rawValue, hasValue := strings.Cut(pair, "=")
+		name, err := url.QueryUnescape(rawName)
+		if err != nil {
+			return nil, fmt.Errorf("salesforce: parameter name %q: %w", truncate(rawName), ErrBadQuery)
+		}
+		value, err := url.QueryUnescape(rawValue)
+		if err != nil {
+			return nil, fmt.Errorf("salesforce: parameter %q: value: %w", truncate(name), ErrBadQuery)
+		}
+		accepted := name == "q" && m.Kind == KindList && m.Action == "list" ||
+			name == "fields" && m.Kind == KindRecord && m.Action == "read"
+		switch {
+		case !accepted:
+			return nil, fmt.Errorf("salesforce: parameter %q is not accepted on this route: %w", truncate(name), ErrBadQuery)
+		case seen[name]:
+			return nil, fmt.Errorf("salesforce: %s given twice: %w", name, ErrBadQuery)
+		case !hasValue || value == "":
+			return nil, fmt.Errorf("salesforce: %s without a value: %w", name, ErrBadQuery)
+		}
+		seen[name] = true
+		if name == "q" {
+			if out.soql, err = ParseSOQL(value); err != nil {
+				return nil, fmt.Errorf("salesforce: %w", err)
+			}
+			continue
+		}
+		for _, f := range strings.Split(value, ",") {
+			f = strings.TrimSpace(f)
+			if !soqlFieldName(f) {
+				return nil, fmt.Errorf("salesforce: fields item %q is not a field name: %w", truncate(f), ErrBadQuery)
+			}
+			out.fields = append(out.fields, f)
+		}
+	}
+	if m.Kind == KindList && m.Action == "list" && out.soql == nil {
+		return nil, fmt.Errorf("salesforce: /query needs q: %w", ErrBadQuery)
+	}
+	return out, nil
+}
+
+// soqlFieldName accepts a plain field name: no relationship path, no
+// keyword.
+func soqlFieldName(s string) bool {
+	return validModuleName(s) && len(s) <= 128 && !soqlKeywords[strings.ToUpper(s)]
+}
+
+func (q *soqlParams) encode() string {
+	switch {
+	case q.soql != nil:
+		return "q=" + odataEscape(q.soql.String())
+	case len(q.fields) > 0:
+		return "fields=" + odataEscape(strings.Join(q.fields, ","))
+	}
+	return ""
+}
+
+// QueryModule is the object a /query reads.
+func (soqlQuery) QueryModule(rawQuery string) (string, error) {
+	q, err := parseSOQLParams(Match{Kind: KindList, Action: "list"}, rawQuery)
+	if err != nil {
+		return "", err
+	}
+	return q.soql.From, nil
+}
+
+func (soqlQuery) QueryFields(rawQuery string, _ []byte) ([]QueryField, error) {
+	// Which parameter a route takes is Canonical's business; here each
+	// is read as the route that accepts it.
+	m := Match{Kind: KindList, Action: "list"}
+	if !strings.Contains(rawQuery, "q=") {
+		m = Match{Kind: KindRecord, Action: "read"}
+	}
+	q, err := parseSOQLParams(m, rawQuery)
+	if err != nil {
+		return nil, fmt.Errorf("query fields: %w", err)
+	}
+	var out []QueryField
+	if s := q.soql; s != nil {
+		for _, f := range s.Fields {
+			out = append(out, QueryField{Name: f, Use: UseSelect, Param: "q SELECT", Strict: true})
+		}
+		for _, f := range s.Where.Fields(nil) {
+			out = append(out, QueryField{Name: f, Use: UseFilter, Param: "q WHERE"})
+		}
+		for _, o := range s.OrderBy {
+			out = append(out, QueryField{Name: o.Field, Use: UseSort, Param: "q ORDER BY"})
+		}
+	}
+	for _, f := range q.fields {
+		out = append(out, QueryField{Name: f, Use: UseSelect, Param: "fields", Strict: true})
+	}
+	return out, nil
+}
+
+// Canonical forwards crmgate's own writing of the query. Salesforce's
+// request headers are not forwarded by crmgate (Sforce-Query-Options
+// changes only the batch size, which queryMore would need).
+func (soqlQuery) Canonical(m Match, rawQuery string, _ http.Header) (string, http.Header, error) {
+	q, err := parseSOQLParams(m, rawQuery)
+	if err != nil {
+		return "", nil, err
+	}
+	if q.soql != nil && !strings.EqualFold(q.soql.From, m.Module) {
+		// The module was classified from this query; a different one
+		// here means the two readings disagree.
+		return "", nil, fmt.Errorf("salesforce: query reads %q, classified as %q: %w", truncate(q.soql.From), m.Module, ErrBadQuery)
+	}
+	if q.soql != nil {
+		q.soql.From = m.Module
+	}
+	return q.encode(), nil, nil
+}
+
+// WithFields adds the record rule's fields to the SELECT list or the
+// fields parameter, spelled as the rule spells them: Salesforce answers
+// each field under the name the query used, and the rule reads OwnerId,
+// not ownerid. SOQL cannot select "every field" (FIELDS(ALL) is refused
+// for the same reason it is refused from clients), so a rule that needs
+// every field cannot judge a query and the request is refused.
+func (soqlQuery) WithFields(m Match, query string, fields []string) (string, error) {
+	q, err := parseSOQLParams(m, query)
+	if err != nil {
+		return "", err
+	}
+	var list *[]string
+	switch {
+	case q.soql != nil:
+		list = &q.soql.Fields
+	case len(q.fields) > 0:
+		list = &q.fields
+	default:
+		return query, nil // a read without fields= returns every field
+	}
+	if fields == nil {
+		if q.soql == nil {
+			q.fields = nil
+			return q.encode(), nil
+		}
+		return "", fmt.Errorf("salesforce: the record rule reads whole records, which a SOQL query cannot select: %w", ErrBadQuery)
+	}
+	for _, f := range fields {
+		if !soqlFieldName(f) {
+			return "", fmt.Errorf("salesforce: record rule field %q is not a SOQL field: %w", truncate(f), ErrBadQuery)
+		}
+		found := false
+		for i, have := range *list {
+			if strings.EqualFold(have, f) {
+				(*list)[i], found = f, true
+			}
+		}
+		if !found {
+			*list = append(*list, f)
+		}
+	}
+	return q.encode(), nil
+}
+
+// Push makes the rule the first term of the WHERE clause, ANDed with the
+// client's whole condition in parentheses: (rule) AND (client), so no OR
+// of the client's can reach past it. Only conditions whose values compare
+// exactly in Salesforce are pushed: 18-character ids (Salesforce matches
+// ids exactly, while text compares case-insensitively), numbers and
+// booleans.
+func (soqlQuery) Push(m Match, rawQuery string, body []byte, c cond.Cond) (string, []byte, bool, error) {
+	q, err := parseSOQLParams(m, rawQuery)
+	if err != nil {
+		return "", nil, false, fmt.Errorf("push: %w", err)
+	}
+	if q.soql == nil {
+		return q.encode(), body, false, nil
+	}
+	if c.Op == cond.True {
+		return q.encode(), body, true, nil
+	}
+	e, ok := soqlCond(c)
+	if !ok {
+		return q.encode(), body, false, nil
+	}
+	if q.soql.Where != nil {
+		e = &SOQLExpr{Op: SOQLAnd, Args: []*SOQLExpr{e, q.soql.Where}}
+	}
+	q.soql.Where = e
+	return q.encode(), body, true, nil
+}
+
+func soqlCond(c cond.Cond) (*SOQLExpr, bool) {
+	switch c.Op {
+	case cond.Eq, cond.In:
+		if !soqlFieldName(c.Field) || len(c.Values) == 0 || len(c.Values) > 1000 {
+			return nil, false
+		}
+		var vals []SOQLValue
+		for _, v := range c.Values {
+			lit, ok := soqlLiteral(v)
+			if !ok {
+				return nil, false
+			}
+			vals = append(vals, lit)
+		}
+		if len(vals) == 1 {
+			return &SOQLExpr{Op: SOQLCmp, Field: c.Field, Cmp: "=", Values: vals}, true
+		}
+		return &SOQLExpr{Op: SOQLCmp, Field: c.Field, Cmp: "IN", Values: vals}, true
+	case cond.And, cond.Or:
+		if len(c.Args) == 0 {
+			return nil, false
+		}
+		var args []*SOQLExpr
+		for _, a := range c.Args {
+			e, ok := soqlCond(a)
+			if !ok {
+				return nil, false
+			}
+			args = append(args, e)
+		}
+		if len(args) == 1 {
+			return args[0], true
+		}
+		op := SOQLAnd
+		if c.Op == cond.Or {
+			op = SOQLOr
+		}
+		return &SOQLExpr{Op: op, Args: args}, true
+	}
+	return nil, false
+}
+
+func soqlLiteral(v any) (SOQLValue, bool) {
+	switch x := v.(type) {
+	case string:
+		if IsSalesforceID(x) {
+			return SOQLValue{Kind: "string", Text: x}, true
+		}
+	case json.Number:
+		s := string(x)
+		if _, err := strconv.ParseFloat(s, 64); err == nil && !strings.ContainsAny(s, "eE+") {
+			return SOQLValue{Kind: "number", Text: s}, true
+		}
+	case bool:
+		return SOQLValue{Kind: "bool", Text: strconv.FormatBool(x)}, true
+	}
+	return SOQLValue{}, false
+}
