@@ -56,7 +56,7 @@ func (rc *recorder) crmRequests() []seen {
 	defer rc.mu.Unlock()
 	var out []seen
 	for _, s := range rc.reqs {
-		if s.Path == "/Api/access_token" || strings.HasSuffix(s.Path, "/oauth2/v2.0/token") {
+		if s.Path == "/Api/access_token" || strings.HasSuffix(s.Path, "/oauth2/v2.0/token") || s.Path == "/services/oauth2/token" {
 			continue
 		}
 		out = append(out, s)
@@ -195,6 +195,8 @@ func newEnvAt(t testing.TB, crm string, policyFS fs.FS, now func() time.Time, op
 		crmHandler = emulator.NewDynamics(e.ds, emulator.DynamicsOptions{Tenant: "contoso-tenant", ClientID: "crmgate", ClientSecret: "s3cret"})
 	case "hubspot":
 		crmHandler = emulator.NewHubSpot(e.ds, emulator.HubSpotOptions{Token: hubspotToken})
+	case "salesforce":
+		crmHandler = emulator.NewSalesforce(e.ds, emulator.SalesforceOptions{ClientID: "crmgate", ClientSecret: "s3cret"})
 	default:
 		t.Fatalf("unknown crm %q", crm)
 	}
@@ -212,6 +214,9 @@ func newEnvAt(t testing.TB, crm string, policyFS fs.FS, now func() time.Time, op
 	}
 	if crm == "hubspot" {
 		cfg.Upstream.Auth = config.UpstreamAuth{Type: "header", Header: "Authorization", Value: "Bearer " + hubspotToken}
+	}
+	if crm == "salesforce" {
+		cfg.Upstream.Auth = demo.SalesforceAuth(up.URL, "s3cret")
 	}
 	for _, o := range opts {
 		o(cfg)

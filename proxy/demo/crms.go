@@ -3,11 +3,13 @@ package demo
 import (
 	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 
 	"github.com/crmgate/crmgate/config"
 	"github.com/crmgate/crmgate/proxy/emulator"
+	"github.com/crmgate/crmgate/proxy/profile"
 )
 
 // Command is one suggested demo request; Body, when set, is sent as JSON.
@@ -54,6 +56,15 @@ var CRMs = []CRM{
 		Commands: dynamicsCommands(),
 	},
 	{
+		Name: "salesforce", Title: "a demo Salesforce REST API", Profile: config.ProfileSalesforce,
+		Emulator: func(ds *emulator.Dataset, secret string) http.Handler {
+			return emulator.NewSalesforce(ds, emulator.SalesforceOptions{ClientID: "crmgate", ClientSecret: secret})
+		},
+		Auth:     SalesforceAuth,
+		Browse:   salesforceBase + "/query?q=" + soql("SELECT Id, Name FROM Account"),
+		Commands: salesforceCommands(),
+	},
+	{
 		Name: "hubspot", Title: "a demo HubSpot CRM v3 API", Profile: config.ProfileHubSpot,
 		Emulator: func(ds *emulator.Dataset, secret string) http.Handler {
 			return emulator.NewHubSpot(ds, emulator.HubSpotOptions{Token: "pat-demo-" + secret})
@@ -92,6 +103,37 @@ func dynamicsCommands() []Command {
 		{"sky", "support works every case", "GET", b + "/incidents", ""},
 		{"ivan", "inventory sees buy prices", "GET", b + "/products?$select=name,standardcost", ""},
 		{"sam-nomfa", "an admin without MFA is stepped up (401, RFC 9470)", "GET", b + "/new_employees", ""},
+	}
+}
+
+// SalesforceAuth is crmgate's credential for a Salesforce org at crmURL:
+// the client credentials flow of a connected app at the org's own token
+// endpoint.
+func SalesforceAuth(crmURL, secret string) config.UpstreamAuth {
+	return config.UpstreamAuth{Type: config.AuthClientCredentials, TokenURL: crmURL + "/services/oauth2/token",
+		ClientID: "crmgate", ClientSecret: secret}
+}
+
+const salesforceBase = "/services/data/" + profile.SalesforceAPIVersion
+
+// soql encodes a query for ?q=, spaces as %20 so a shell line stays one
+// word.
+func soql(q string) string { return strings.ReplaceAll(url.QueryEscape(q), "+", "%20") }
+
+func salesforceCommands() []Command {
+	b := salesforceBase
+	acc1, p1 := emulator.SalesforceID("Account", "acc-1"), emulator.SalesforceID("Product2", "p-1")
+	return []Command{
+		{"pat", "a customer sees only her own account", "GET", b + "/query?q=" + soql("SELECT Id, Name, Phone FROM Account"), ""},
+		{"alice", "sales lists her team's accounts; the rule is the first WHERE term (true totalSize)", "GET", b + "/query?q=" + soql("SELECT Name, OwnerId FROM Account ORDER BY Name"), ""},
+		{"alice", "sales reads a product (Cost__c hidden)", "GET", b + "/sobjects/Product2/" + p1, ""},
+		{"alice", "selecting the hidden buy price is refused (403)", "GET", b + "/query?q=" + soql("SELECT Name, Cost__c FROM Product2"), ""},
+		{"alice", "an OR cannot reach past the rule: (rule) AND (yours)", "GET", b + "/query?q=" + soql("SELECT Name FROM Account WHERE Name != 'x' OR OwnerId != null"), ""},
+		{"alice", "FIELDS(ALL) and relationship paths are refused (400)", "GET", b + "/query?q=" + soql("SELECT FIELDS(ALL) FROM Contact LIMIT 10"), ""},
+		{"alice", "an account's contacts, each judged as a contact (phones masked)", "GET", b + "/sobjects/Account/" + acc1 + "/Contacts", ""},
+		{"sky", "support works every case", "GET", b + "/query?q=" + soql("SELECT Subject, Status FROM Case"), ""},
+		{"ivan", "inventory sees buy prices", "GET", b + "/query?q=" + soql("SELECT Name, Cost__c FROM Product2"), ""},
+		{"sam-nomfa", "an admin without MFA is stepped up (401, RFC 9470)", "GET", b + "/query?q=" + soql("SELECT Name FROM Employee__c"), ""},
 	}
 }
 

@@ -40,6 +40,14 @@ var linkModules = map[string]map[string]string{
 		"Contact_Phonecalls": "phonecalls", "contact_customer_contacts": "contacts",
 		"teammembership_association": "systemusers", "user_accounts": "accounts",
 	},
+	// Child relationship names of the standard objects (Object Reference,
+	// "childRelationships" of Account and Contact describes). Lookups
+	// (Owner, Account, Parent) answer one record and are not links.
+	"salesforce": {
+		"Contacts": "Contact", "Opportunities": "Opportunity", "Cases": "Case", "Tasks": "Task",
+		"Events": "Event", "Notes": "Note", "Quotes": "Quote", "Assets": "Asset", "Contracts": "Contract",
+		"Orders": "Order",
+	},
 	// HubSpot's association target is an object type, by name or id.
 	"hubspot": hubspotLinks(),
 }
