@@ -317,7 +317,8 @@ func TestBypassCorpusSize(t *testing.T) {
 		len(rawHostAttacks()) + len(smuggleAttacks()) + len(rawOversizeAttacks()) + len(pushdownAttacks()) +
 		len(clientAddrAttacks()) +
 		len(dynamicsAttacks()) +
-		len(hubspotAttacks())
+		len(hubspotAttacks()) +
+		len(salesforceAttacks())
 	t.Logf("bypass corpus: %d cases", n)
 	if n < 200 {
 		t.Fatalf("bypass corpus has %d cases, want at least 200", n)
