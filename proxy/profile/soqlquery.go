@@ -76,6 +76,14 @@ func parseSOQLParams(m Match, rawQuery string) (*soqlParams, error) {
 	if m.Kind == KindList && m.Action == "list" && out.soql == nil {
 		return nil, fmt.Errorf("salesforce: /query needs q: %w", ErrBadQuery)
 	}
+	if out.soql != nil && m.Module != "" {
+		if !strings.EqualFold(out.soql.From, m.Module) {
+			// The module was classified from this query; a different one
+			// here means the two readings disagree.
+			return nil, fmt.Errorf("salesforce: query reads %q, classified as %q: %w", truncate(out.soql.From), m.Module, ErrBadQuery)
+		}
+		out.soql.From = m.Module
+	}
 	return out, nil
 }
 
@@ -140,14 +148,6 @@ func (soqlQuery) Canonical(m Match, rawQuery string, _ http.Header) (string, htt
 	q, err := parseSOQLParams(m, rawQuery)
 	if err != nil {
 		return "", nil, err
-	}
-	if q.soql != nil && !strings.EqualFold(q.soql.From, m.Module) {
-		// The module was classified from this query; a different one
-		// here means the two readings disagree.
-		return "", nil, fmt.Errorf("salesforce: query reads %q, classified as %q: %w", truncate(q.soql.From), m.Module, ErrBadQuery)
-	}
-	if q.soql != nil {
-		q.soql.From = m.Module
 	}
 	return q.encode(), nil, nil
 }
