@@ -37,12 +37,8 @@ func BenchmarkHubSpotSearch(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	in := &policy.Input{
-		Subject: &policy.Subject{ID: "alice", Roles: []string{"sales"}, Teams: []string{"store-12"},
-			Attributes: map[string]any{"crm_user_id": "u-sales1"}, Auth: "bearer"},
-		Resource: policy.Resource{CRM: "hubspot", Module: "contacts", Action: "list"},
-		Request:  policy.Request{Method: "POST", Path: m.Path},
-	}
+	in := benchAlice("hubspot", "contacts", m.Path)
+	in.Request.Method = http.MethodPost
 	body := []byte(hubBenchSearch)
 	ff := p.Dialect.(profile.FieldFetcher)
 	rewrite := func(b *testing.B, f *policy.RecordFilter) []byte {
