@@ -370,11 +370,19 @@ func queryProblem(err error) string {
 	return msg
 }
 
+// requestTime is input.request.time: the request's start to the second.
+// Policies that read the time (working hours) make it part of the decision
+// and record-filter cache keys; at nanosecond precision no two requests
+// would share a compiled record filter, and every list would pay for a
+// partial evaluation of the record rules (about 4 ms for the reference
+// policy). No time rule needs finer than a second.
+func requestTime(t time.Time) time.Time { return t.UTC().Truncate(time.Second) }
+
 // decide runs the one policy evaluation for the request.
 func (h *Handler) decide(x *exchange) error {
 	x.input.Request = policy.Request{
 		ID: x.id, Method: x.r.Method, Path: x.match.Path,
-		RemoteIP: h.o.ClientAddr.Of(x.r), Time: x.start.UTC(),
+		RemoteIP: h.o.ClientAddr.Of(x.r), Time: requestTime(x.start),
 	}
 	if x.r.URL.RawQuery != "" {
 		// Without a query the parse would only allocate an empty map,

@@ -154,7 +154,7 @@ func (h *Handler) meBody(x *exchange) ([]byte, error) {
 		for _, action := range actions {
 			in := policy.Input{
 				Subject:  subj,
-				Request:  policy.Request{ID: x.id, Method: http.MethodGet, Path: mePath, RemoteIP: h.o.ClientAddr.Of(x.r), Time: x.start.UTC()},
+				Request:  policy.Request{ID: x.id, Method: http.MethodGet, Path: mePath, RemoteIP: h.o.ClientAddr.Of(x.r), Time: requestTime(x.start)},
 				Resource: policy.Resource{CRM: h.o.Profile.Name, Module: module, Action: action},
 			}
 			d, err := h.o.Policy.Decide(x.r.Context(), &in)

@@ -22,7 +22,7 @@ func BenchmarkDynamicsList(b *testing.B) {
 		name string
 		opts []envOption
 	}{{"pushdown", nil}, {"filter-after", []envOption{pushdownOff}}} {
-		e := newEnv(b, "dynamics", c.opts...)
+		e := newEnvWithPolicy(b, "dynamics", unbudgetedPolicy(b), c.opts...)
 		e.ds.AddSynthetic("Accounts", 50, 1)
 		b.Run(c.name, func(b *testing.B) {
 			b.ReportAllocs()
