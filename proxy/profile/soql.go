@@ -349,7 +349,7 @@ func (p *soqlParser) name(what string) (string, error) {
 		return "", p.errf("relationship path %q: a related record's fields follow that object's rules, query it directly", truncate(n))
 	case soqlKeywords[strings.ToUpper(n)]:
 		return "", p.errf("%s is a keyword, not a %s name", truncate(n), what)
-	case len(n) > 128 || !asciiLetter(n[0]):
+	case len(n) > maxNameLen || !asciiLetter(n[0]):
 		return "", p.errf("%q is not a %s name", truncate(n), what)
 	case strings.Contains(n, ":"):
 		return "", p.errf("%q is not a %s name", truncate(n), what)

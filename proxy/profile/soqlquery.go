@@ -90,7 +90,7 @@ func parseSOQLParams(m Match, rawQuery string) (*soqlParams, error) {
 // soqlFieldName accepts a plain field name: no relationship path, no
 // keyword.
 func soqlFieldName(s string) bool {
-	return validModuleName(s) && len(s) <= 128 && !soqlKeywords[strings.ToUpper(s)]
+	return validModuleName(s) && !soqlKeywords[strings.ToUpper(s)]
 }
 
 func (q *soqlParams) encode() string {
