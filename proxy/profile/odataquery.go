@@ -58,21 +58,12 @@ func parseODataParams(m Match, rawQuery string) (*odataParams, error) {
 	if m.Action != "read" && m.Action != "list" {
 		allowed = nil
 	}
-	for raw := rawQuery; raw != ""; {
-		var pair string
-		pair, raw, _ = strings.Cut(raw, "&")
-		if pair == "" {
-			continue
-		}
-		rawName, rawValue, hasValue := strings.Cut(pair, "=")
-		name, err := url.QueryUnescape(rawName)
-		if err != nil {
-			return nil, fmt.Errorf("odata: parameter name %q: %w", truncate(rawName), ErrBadQuery)
-		}
-		value, err := url.QueryUnescape(rawValue)
-		if err != nil {
-			return nil, fmt.Errorf("odata: parameter %q: value: %w", truncate(name), ErrBadQuery)
-		}
+	params, err := splitQuery(rawQuery, "odata")
+	if err != nil {
+		return nil, err
+	}
+	for _, qp := range params {
+		name, value, hasValue := qp.name, qp.value, qp.hasValue
 		if !allowed[name] {
 			return nil, fmt.Errorf("odata: query option %q is not accepted on this route: %w", truncate(name), ErrBadQuery)
 		}

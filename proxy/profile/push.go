@@ -42,25 +42,16 @@ type phpParam struct {
 
 // parsePHPParams splits a raw query the way PHP names its variables.
 func parsePHPParams(rawQuery string) ([]phpParam, error) {
-	var out []phpParam
-	for raw := rawQuery; raw != ""; {
-		var pair string
-		pair, raw, _ = strings.Cut(raw, "&")
-		if pair == "" {
-			continue
-		}
-		if len(out) == maxPushParams {
-			return nil, fmt.Errorf("push: more than %d query parameters: %w", maxPushParams, ErrBadQuery)
-		}
-		rawName, rawValue, _ := strings.Cut(pair, "=")
-		name, err := url.QueryUnescape(rawName)
-		if err != nil {
-			return nil, fmt.Errorf("push: parameter name %q: %w", truncate(rawName), ErrBadQuery)
-		}
-		value, err := url.QueryUnescape(rawValue)
-		if err != nil {
-			return nil, fmt.Errorf("push: parameter %q: value: %w", truncate(name), ErrBadQuery)
-		}
+	params, err := splitQuery(rawQuery, "push")
+	if err != nil {
+		return nil, err
+	}
+	if len(params) > maxPushParams {
+		return nil, fmt.Errorf("push: more than %d query parameters: %w", maxPushParams, ErrBadQuery)
+	}
+	out := make([]phpParam, 0, len(params))
+	for _, qp := range params {
+		name, value, pair := qp.name, qp.value, qp.raw
 		base, keys := phpKey(name)
 		out = append(out, phpParam{raw: pair, base: base, keys: keys, value: value})
 	}

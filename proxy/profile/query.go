@@ -319,6 +319,39 @@ func validFieldRef(s string) bool {
 	return true
 }
 
+// queryParam is one name=value pair of a raw query string.
+type queryParam struct {
+	raw         string // the pair as sent, still encoded
+	name, value string // percent-decoded, "+" as space
+	hasValue    bool   // an "=" was present
+}
+
+// splitQuery splits a raw query string into its pairs, decoding each
+// name and value as the CRMs' frameworks do (PHP, .NET and Salesforce all
+// take "+" as a space); empty pairs (a&&b) are skipped, a pair that does
+// not decode is ErrBadQuery. who prefixes the errors.
+func splitQuery(rawQuery, who string) ([]queryParam, error) {
+	var out []queryParam
+	for raw := rawQuery; raw != ""; {
+		var pair string
+		pair, raw, _ = strings.Cut(raw, "&")
+		if pair == "" {
+			continue
+		}
+		rawName, rawValue, hasValue := strings.Cut(pair, "=")
+		name, err := url.QueryUnescape(rawName)
+		if err != nil {
+			return nil, fmt.Errorf("%s: parameter name %q: %w", who, truncate(rawName), ErrBadQuery)
+		}
+		value, err := url.QueryUnescape(rawValue)
+		if err != nil {
+			return nil, fmt.Errorf("%s: parameter %q: value: %w", who, truncate(name), ErrBadQuery)
+		}
+		out = append(out, queryParam{raw: pair, name: name, value: value, hasValue: hasValue})
+	}
+	return out, nil
+}
+
 // FieldRefParts are the names a field reference can mean to the CRM: the
 // whole reference and, for link.field, each part, so a policy hiding
 // "costPrice" also covers "product.costPrice".

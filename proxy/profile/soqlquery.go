@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 
@@ -33,21 +32,12 @@ type soqlParams struct {
 func parseSOQLParams(m Match, rawQuery string) (*soqlParams, error) {
 	out := &soqlParams{}
 	seen := map[string]bool{}
-	for raw := rawQuery; raw != ""; {
-		var pair string
-		pair, raw, _ = strings.Cut(raw, "&")
-		if pair == "" {
-			continue
-		}
-		rawName, rawValue, hasValue := strings.Cut(pair, "=")
-		name, err := url.QueryUnescape(rawName)
-		if err != nil {
-			return nil, fmt.Errorf("salesforce: parameter name %q: %w", truncate(rawName), ErrBadQuery)
-		}
-		value, err := url.QueryUnescape(rawValue)
-		if err != nil {
-			return nil, fmt.Errorf("salesforce: parameter %q: value: %w", truncate(name), ErrBadQuery)
-		}
+	params, err := splitQuery(rawQuery, "salesforce")
+	if err != nil {
+		return nil, err
+	}
+	for _, qp := range params {
+		name, value := qp.name, qp.value
 		accepted := name == "q" && m.Kind == KindList && m.Action == "list" ||
 			name == "fields" && m.Kind == KindRecord && m.Action == "read"
 		switch {
@@ -55,7 +45,7 @@ func parseSOQLParams(m Match, rawQuery string) (*soqlParams, error) {
 			return nil, fmt.Errorf("salesforce: parameter %q is not accepted on this route: %w", truncate(name), ErrBadQuery)
 		case seen[name]:
 			return nil, fmt.Errorf("salesforce: %s given twice: %w", name, ErrBadQuery)
-		case !hasValue || value == "":
+		case !qp.hasValue || value == "":
 			return nil, fmt.Errorf("salesforce: %s without a value: %w", name, ErrBadQuery)
 		}
 		seen[name] = true
