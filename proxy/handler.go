@@ -234,9 +234,6 @@ func (h *Handler) serve(x *exchange) error {
 	if err := h.pushRecordRule(x); err != nil {
 		return err
 	}
-	if err := h.selectRuleFields(x); err != nil {
-		return err
-	}
 	if err := h.reserveBudget(x); err != nil {
 		return err
 	}

@@ -74,31 +74,6 @@ func (h *Handler) pushRecordRule(x *exchange) error {
 	return nil
 }
 
-// selectRuleFields makes sure a read whose query selects columns also
-// asks for those the record rule reads (the owner, the account), for
-// profiles that forward their own reading of the query: otherwise every
-// row would lack them and be refused.
-func (h *Handler) selectRuleFields(x *exchange) error {
-	c, ok := h.o.Profile.Dialect.(profile.Canonicalizer)
-	if !ok || !x.rewritten || x.match.Action != policy.ActionRead && x.match.Action != policy.ActionList {
-		return nil
-	}
-	f := x.filter
-	if f == nil {
-		var err error
-		if f, err = h.o.Policy.RecordFilter(x.r.Context(), x.recordInput()); err != nil {
-			return errPolicy(err)
-		}
-		x.filter = f
-	}
-	q, err := c.WithFields(x.match, x.upstreamQuery, f.Fields())
-	if err != nil {
-		return errBadRequest("The query is not one crmgate can check: "+queryProblem(err), "bad query", err)
-	}
-	x.upstreamQuery = q
-	return nil
-}
-
 // recordPushdown meters a list's pushdown once its response is done: with
 // an exact pushdown every record the rule still refused is a disagreement
 // between CRM and policy (a case-insensitive comparison in the CRM's
@@ -125,9 +100,10 @@ func pushLevelLabel(level string) string {
 }
 
 // askRuleFields makes a CRM that answers only the fields a request names
-// (profile.FieldFetcher: HubSpot) return the fields the record rule reads,
-// so each record of a list or read can be judged; without them every
-// record would fail the rule, or worse, be judged on absent fields.
+// (profile.FieldFetcher: HubSpot's properties, a Dataverse $select, a SOQL
+// SELECT) return the fields the record rule reads, so each record of a
+// list, related list or read can be judged; without them every record
+// would fail the rule, or worse, be judged on absent fields.
 func (h *Handler) askRuleFields(x *exchange) error {
 	ff, ok := h.o.Profile.Dialect.(profile.FieldFetcher)
 	if !ok || x.match.IDsOnly {
@@ -135,7 +111,7 @@ func (h *Handler) askRuleFields(x *exchange) error {
 	}
 	switch {
 	case x.match.Kind == profile.KindList && (x.match.Action == policy.ActionList || x.match.Action == policy.ActionRead):
-	case x.match.Kind == profile.KindRecord && x.match.Action == policy.ActionRead:
+	case (x.match.Kind == profile.KindRecord || x.match.Kind == profile.KindRelated) && x.match.Action == policy.ActionRead:
 	default:
 		return nil
 	}
@@ -150,7 +126,7 @@ func (h *Handler) askRuleFields(x *exchange) error {
 	}
 	q, newBody, err := ff.WithFields(x.match, x.currentQuery(), body, f.Fields())
 	if err != nil {
-		return errBadRequest("The query names fields in a form crmgate cannot check.", "bad query", err)
+		return errBadRequest("The query is not one crmgate can check: "+queryProblem(err), "bad query", err)
 	}
 	x.upstreamQuery, x.rewritten = q, true
 	if x.match.QueryBody {

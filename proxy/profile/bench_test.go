@@ -56,7 +56,7 @@ func BenchmarkODataRewrite(b *testing.B) {
 		if err != nil || !ok {
 			b.Fatal(ok, err)
 		}
-		if _, err := d.WithFields(m, q, []string{"_ownerid_value"}); err != nil {
+		if _, _, err := d.WithFields(m, q, nil, []string{"_ownerid_value"}); err != nil {
 			b.Fatal(err)
 		}
 	}

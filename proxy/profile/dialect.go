@@ -31,21 +31,21 @@ type Dialect interface {
 // client's. An error wrapping ErrBadQuery refuses the request.
 type Canonicalizer interface {
 	Canonical(m Match, rawQuery string, header http.Header) (query string, extra http.Header, err error)
-	// WithFields widens the column selection of a query Canonical or
-	// Push wrote so that the CRM returns fields (the record rule's);
-	// fields nil means every column. Without it a row would lack the
-	// owner the rule checks and be refused.
-	WithFields(m Match, query string, fields []string) (string, error)
 }
 
 // FieldFetcher is implemented by the Dialect of a CRM that returns only the
-// fields a request names (HubSpot answers its default properties unless
-// asked for others): the record rule can only judge a record that carries
-// the fields it reads, so the proxy asks for them.
+// fields a request names: HubSpot answers its default properties unless
+// asked for others, a Dataverse $select or a SOQL SELECT returns only the
+// columns it lists. The record rule can only judge a record that carries
+// the fields it reads (without the owner every row would be refused), so
+// the proxy asks for them.
 type FieldFetcher interface {
-	// WithFields rewrites a list or read request (query string, or body
-	// for a QueryBody route) so that the CRM returns fields as well as
-	// what the client asked for. fields may be empty.
+	// WithFields rewrites a list, related list or read request (query
+	// string, or body for a QueryBody route) so that the CRM returns
+	// fields as well as what the client asked for; a request that
+	// already returns every field is left as it is. fields may be empty;
+	// nil means the rule needs every field. A request the CRM cannot be
+	// made to answer with them is ErrBadQuery.
 	WithFields(m Match, rawQuery string, body []byte, fields []string) (query string, newBody []byte, err error)
 }
 

@@ -76,7 +76,7 @@ func FuzzODataQuery(f *testing.F) {
 		if err != nil || !ok {
 			t.Fatalf("accepted query %q not pushed: %v %v", raw, ok, err)
 		}
-		up, err = d.WithFields(m, up, []string{"_ownerid_value", "accountid"})
+		up, _, err = d.WithFields(m, up, nil, []string{"_ownerid_value", "accountid"})
 		if err != nil {
 			t.Fatalf("WithFields(%q): %v", up, err)
 		}

@@ -186,10 +186,10 @@ func TestDynamicsQuery(t *testing.T) {
 			t.Errorf("record read with %s: %v", raw, err)
 		}
 	}
-	if q, err := c.WithFields(list, "$select=name", []string{"_ownerid_value", "name"}); err != nil || q != "$select=name%2C_ownerid_value" {
+	if q, _, err := p.Dialect.(FieldFetcher).WithFields(list, "$select=name", nil, []string{"_ownerid_value", "name"}); err != nil || q != "$select=name%2C_ownerid_value" {
 		t.Errorf("WithFields = %q %v", q, err)
 	}
-	if q, err := c.WithFields(list, "$select=name", nil); err != nil || q != "" {
+	if q, _, err := p.Dialect.(FieldFetcher).WithFields(list, "$select=name", nil, nil); err != nil || q != "" {
 		t.Errorf("WithFields(nil) = %q %v", q, err)
 	}
 }

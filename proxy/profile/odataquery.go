@@ -211,7 +211,14 @@ func (odataQuery) Canonical(m Match, rawQuery string, h http.Header) (string, ht
 	return q.encode(nil), extra, nil
 }
 
-func (odataQuery) WithFields(m Match, query string, fields []string) (string, error) {
+func (d odataQuery) WithFields(m Match, query string, body []byte, fields []string) (string, []byte, error) {
+	q, err := d.withFields(m, query, fields)
+	return q, body, err
+}
+
+// withFields adds fields to a $select; without one Dataverse answers every
+// column, and fields nil drops the $select for the same answer.
+func (odataQuery) withFields(m Match, query string, fields []string) (string, error) {
 	q, err := parseODataParams(m, query)
 	if err != nil {
 		return "", err

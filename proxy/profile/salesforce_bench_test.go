@@ -50,6 +50,7 @@ func BenchmarkSOQLDecideRewrite(b *testing.B) {
 	}
 	raw := "q=" + url.QueryEscape(sfBenchQuery)
 	c := p.Dialect.(profile.Canonicalizer)
+	ff := p.Dialect.(profile.FieldFetcher)
 	rewrite := func(b *testing.B, f *policy.RecordFilter) string {
 		m, err := p.Classify(http.MethodGet, "/services/data/v62.0/query", nil)
 		if err == nil {
@@ -65,7 +66,7 @@ func BenchmarkSOQLDecideRewrite(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if q, err = c.WithFields(m, q, f.Fields()); err != nil {
+		if q, _, err = ff.WithFields(m, q, nil, f.Fields()); err != nil {
 			b.Fatal(err)
 		}
 		q, _, ok, err := p.Dialect.Push(m, q, nil, f.Pushdown().Cond)

@@ -118,7 +118,7 @@ func TestSalesforceDialect(t *testing.T) {
 	if dec, _ := url.QueryUnescape(strings.TrimPrefix(got, "q=")); dec != want || strings.Contains(got, "+") {
 		t.Fatalf("canonical %q", got)
 	}
-	got, err = d.WithFields(list, got, []string{"OwnerId", "Id"})
+	got, _, err = d.WithFields(list, got, nil, []string{"OwnerId", "Id"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,7 +161,7 @@ func TestSalesforceDialect(t *testing.T) {
 	if got, _, err := d.Canonical(read, "fields=Name,%20Phone", nil); err != nil || got != "fields=Name%2CPhone" {
 		t.Fatalf("read canonical %q %v", got, err)
 	}
-	if got, err := d.WithFields(read, "fields=Name", []string{"OwnerId"}); err != nil || got != "fields=Name%2COwnerId" {
+	if got, _, err := d.WithFields(read, "fields=Name", nil, []string{"OwnerId"}); err != nil || got != "fields=Name%2COwnerId" {
 		t.Fatalf("read with fields %q %v", got, err)
 	}
 	for _, bad := range []struct {

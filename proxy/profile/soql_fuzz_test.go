@@ -95,7 +95,7 @@ func FuzzSOQL(f *testing.F) {
 		if err != nil || !ok {
 			t.Fatalf("accepted query %q not pushed: %v %v", query, ok, err)
 		}
-		if up, err = d.WithFields(m, up, []string{"AccountId", "Id", "OwnerId"}); err != nil {
+		if up, _, err = d.WithFields(m, up, nil, []string{"AccountId", "Id", "OwnerId"}); err != nil {
 			t.Fatalf("WithFields(%q): %v", up, err)
 		}
 		vals, err := url.ParseQuery(up)

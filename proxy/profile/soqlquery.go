@@ -148,7 +148,12 @@ func (soqlQuery) Canonical(m Match, rawQuery string, _ http.Header) (string, htt
 // not ownerid. SOQL cannot select "every field" (FIELDS(ALL) is refused
 // for the same reason it is refused from clients), so a rule that needs
 // every field cannot judge a query and the request is refused.
-func (soqlQuery) WithFields(m Match, query string, fields []string) (string, error) {
+func (d soqlQuery) WithFields(m Match, query string, body []byte, fields []string) (string, []byte, error) {
+	q, err := d.withFields(m, query, fields)
+	return q, body, err
+}
+
+func (soqlQuery) withFields(m Match, query string, fields []string) (string, error) {
 	q, err := parseSOQLParams(m, query)
 	if err != nil {
 		return "", err
