@@ -24,10 +24,13 @@ func TestSalesforceExample(t *testing.T) {
 		t.Fatal(err)
 	}
 	env := map[string]string{"SF_CONSUMER_KEY": "3MVG9-key", "SF_CONSUMER_SECRET": "s3cret",
-		"CRMGATE_ADMIN_TOKEN": "0123456789abcdef0123456789abcdef"}
+		"CRMGATE_ADMIN_TOKEN": "0123456789abcdef0123456789abcdef", "CRMGATE_SESSION_KEY": "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="}
 	cfg, err := config.Parse(data, func(k string) (string, bool) { v, ok := env[k]; return v, ok }, dir)
 	if err != nil {
 		t.Fatalf("parse: %v", err)
+	}
+	if _, err := cfg.Session.EncryptionKeyBytes(); err != nil {
+		t.Errorf("session key (it signs query cursors): %v", err)
 	}
 	if cfg.CRM.Profile != config.ProfileSalesforce || cfg.Upstream.Auth.Type != config.AuthClientCredentials ||
 		cfg.Upstream.Auth.TokenURL != cfg.Upstream.URL+"/services/oauth2/token" {

@@ -16,6 +16,11 @@ import (
 // parent the subject may not see, and a relate or unlink that changes a
 // record the subject may not see. It runs after the module-level decision.
 func (h *Handler) guardRequest(x *exchange) error {
+	if x.match.Cursor {
+		if err := h.checkCursor(x); err != nil {
+			return err
+		}
+	}
 	if x.match.Kind == profile.KindRelated {
 		if err := h.decideRelated(x); err != nil {
 			return err

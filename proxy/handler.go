@@ -85,6 +85,9 @@ type Options struct {
 	// HashKey keys the "hash" mask (HMAC), so masked values cannot be
 	// reversed by hashing guesses. Replicas must share it.
 	HashKey []byte
+	// CursorKey signs the list cursors crmgate hands out (cursor.go);
+	// replicas sharing it accept each other's.
+	CursorKey []byte
 	// MaxRecordIDs bounds the record ids one decision-log event lists.
 	MaxRecordIDs int
 	// NoPushdown keeps the record rule out of the CRM's list queries:

@@ -102,7 +102,7 @@ func (h *Handler) enforceResponse(x *exchange, res *http.Response) error {
 		HashKey:        h.o.HashKey,
 		MaxRecordIDs:   h.o.MaxRecordIDs,
 		Offset:         queryOffset(x.r),
-		Links:          h.rewriteLink,
+		Links:          h.linkRewriter(x),
 	}
 	if x.related != nil {
 		// The link chose the module whose rules apply; a record of any

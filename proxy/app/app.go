@@ -143,7 +143,11 @@ func Build(ctx context.Context, cfg *config.Config, deps Deps) (*App, error) {
 		}, m, log.Named("audit"))
 	}
 
-	hashKey, err := maskHashKey(cfg.Session)
+	hashKey, err := sessionDerivedKey(cfg.Session, "crmgate mask hash v1")
+	var cursorKey []byte
+	if err == nil {
+		cursorKey, err = sessionDerivedKey(cfg.Session, "crmgate list cursor v1")
+	}
 	if err != nil {
 		_ = auditLog.Close(ctx)
 		return nil, err
@@ -182,6 +186,7 @@ func Build(ctx context.Context, cfg *config.Config, deps Deps) (*App, error) {
 		PublicURL:               cfg.PublicURL,
 		MaxRequestBody:          cfg.Upstream.MaxRequestBody,
 		HashKey:                 hashKey,
+		CursorKey:               cursorKey,
 		MaxRecordIDs:            cfg.DecisionLog.MaxRecordIDs,
 		NoPushdown:              cfg.CRM.Pushdown != nil && !*cfg.CRM.Pushdown,
 		ClientAddr:              clientAddr,
@@ -253,10 +258,12 @@ func Mapper(id config.Identity) *identity.Mapper {
 	}
 }
 
-// maskHashKey derives the key of the "hash" mask from the session key, so
-// every replica hashes a value the same way; without a session key each
-// process draws its own (hashes then differ between replicas and restarts).
-func maskHashKey(s config.Session) ([]byte, error) {
+// sessionDerivedKey derives a key for one use (label) from the session
+// key, so every replica hashes a masked value and signs a list cursor the
+// same way; without a session key each process draws its own (hashes then
+// differ between replicas and restarts, and a cursor works only on the
+// replica that signed it).
+func sessionDerivedKey(s config.Session, label string) ([]byte, error) {
 	if s.EncryptionKey == "" {
 		k := make([]byte, 32)
 		if _, err := rand.Read(k); err != nil {
@@ -269,7 +276,7 @@ func maskHashKey(s config.Session) ([]byte, error) {
 		return nil, fmt.Errorf("session.encryption_key: %w", err)
 	}
 	mac := hmac.New(sha256.New, key)
-	mac.Write([]byte("crmgate mask hash v1"))
+	mac.Write([]byte(label))
 	return mac.Sum(nil), nil
 }
 

@@ -14,7 +14,8 @@ import (
 // SOQL that would name hidden fields or escape the rule (comments, nested
 // selects, semi-joins, relationship paths, FIELDS(), aggregates, AND/OR
 // precedence, string escapes, encoded names), resources that replay or
-// batch requests (queryMore, queryAll, search, composite), method
+// batch requests (unsigned or forged queryMore cursors, queryAll, search,
+// composite; TestSalesforceQueryMore has the signed ones), method
 // tunnelling (_HttpMethod, X-HTTP-Method-Override), id and path tricks,
 // and write bodies that set lookups crmgate would not see. Each is
 // refused before Salesforce sees it, or reaches Salesforce with alice's
@@ -129,7 +130,11 @@ func salesforceAttacks() []attack {
 		pass("LIMIT and OFFSET", q("SELECT Name FROM Account ORDER BY Name LIMIT 2 OFFSET 1")),
 		pass("IN with another owner", q("SELECT Name FROM Account WHERE OwnerId IN ('"+id("User", "u-sales3")+"', '"+owners[0]+"')")),
 		// Resources that replay, batch or search.
-		unknown("queryMore", "GET", b+"/query/01gD0000002HU6KIAW-2000"),
+		bad("queryMore without crmgate's signature", b+"/query/01gD0000002HU6KIAW-2000"),
+		sf("queryMore with a forged signature", "GET", b+"/query/01gD0000002HU6KIAW-2000?object=Account&exp=99999999999&sig="+strings.Repeat("A", 43), "", 404, "not-found", other),
+		bad("queryMore with a query", b+"/query/01gD0000002HU6KIAW-2000?object=Account&exp=1&sig=x&q=SELECT+Name+FROM+Account"),
+		bad("queryMore signature given twice", b+"/query/01gD0000002HU6KIAW-2000?object=Account&exp=1&sig=x&sig=y"),
+		sf("queryMore for an object alice may not list", "GET", b+"/query/01gD0000002HU6KIAW-2000?object=Case&exp=99999999999&sig=x", "", 403, "forbidden", other),
 		unknown("queryAll", "GET", b+"/queryAll?q=SELECT+Name+FROM+Account"),
 		unknown("SOSL search", "GET", b+"/search?q=FIND+%7BRiley%7D"),
 		unknown("parameterized search", "GET", b+"/parameterizedSearch?q=Riley"),

@@ -8,7 +8,9 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/crmgate/crmgate/proxy/emulator"
 	"github.com/crmgate/crmgate/proxy/profile"
@@ -301,8 +303,8 @@ func TestSalesforceWriteGuards(t *testing.T) {
 
 // TestSalesforceRelatedAndPaging: child relationships are judged by the
 // child object's policy; paging with LIMIT/OFFSET reaches every record the
-// rule admits exactly once, pushed down or filtered after; queryMore is
-// refused.
+// rule admits exactly once, pushed down or filtered after; a locator
+// crmgate did not sign is refused (TestSalesforceQueryMore signs them).
 func TestSalesforceRelatedAndPaging(t *testing.T) {
 	acc1 := emulator.SalesforceID("Account", "acc-1")
 	e := newEnv(t, "salesforce")
@@ -325,8 +327,8 @@ func TestSalesforceRelatedAndPaging(t *testing.T) {
 		t.Errorf("a lookup relationship read as a list: %d %s", r.Status, r.Body)
 	}
 	e.upstream.reset()
-	if r := e.do("GET", sfBase+"/query/01gD0000002HU6KIAW-2000", "sam", ""); r.Status != http.StatusNotFound {
-		t.Errorf("queryMore: %d %s", r.Status, r.Body)
+	if r := e.do("GET", sfBase+"/query/01gD0000002HU6KIAW-2000", "sam", ""); r.Status != http.StatusBadRequest {
+		t.Errorf("queryMore without crmgate's signature: %d %s", r.Status, r.Body)
 	}
 	assertNothingUpstream(t, e)
 
@@ -426,4 +428,99 @@ func TestSalesforcePolicyIDs(t *testing.T) {
 			t.Errorf("crm_ids.salesforce[%s] = %s, the emulator's %s id is %s", k, v, object, want)
 		}
 	}
+}
+
+// TestSalesforceQueryMore: a query's continuation (nextRecordsUrl) comes
+// back signed for the subject and object, paging through it reaches every
+// record the rule admits once, and the link is refused to anyone else,
+// tampered with, for another object or once expired, before Salesforce
+// sees it.
+func TestSalesforceQueryMore(t *testing.T) {
+	var mu sync.Mutex
+	clock := time.Now()
+	now := func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
+	e := newEnvAt(t, "salesforce", unbudgetedPolicy(t), now)
+	e.ds.AddSynthetic("Accounts", 900, 5)
+	want := 0
+	team := map[string]bool{"u-sales1": true, "u-sales2": true, "u-mgr": true}
+	for _, rec := range e.ds.Snapshot("Accounts") {
+		if team[fmt.Sprint(rec["assigned_user_id"])] {
+			want++
+		}
+	}
+	seen := map[string]bool{}
+	path, next := sfQuery("SELECT Name FROM Account"), ""
+	for pages := 0; path != ""; pages++ {
+		if pages > 10 {
+			t.Fatal("paging does not end")
+		}
+		r := e.do("GET", path, "alice", "", "Sforce-Query-Options", "batchSize=200")
+		if r.Status != http.StatusOK {
+			t.Fatalf("page %d %s: %d %s", pages, path, r.Status, r.Body)
+		}
+		doc := r.json(t)
+		for _, v := range doc["records"].([]any) {
+			id := v.(map[string]any)["attributes"].(map[string]any)["url"].(string)
+			if seen[id] {
+				t.Fatalf("record %s twice", id)
+			}
+			seen[id] = true
+		}
+		path, _ = doc["nextRecordsUrl"].(string)
+		if path != "" {
+			next = path
+			if doc["done"] != false || !strings.Contains(path, "sig=") || !strings.HasPrefix(path, sfBase+"/query/") {
+				t.Fatalf("continuation %q (done %v)", path, doc["done"])
+			}
+		}
+	}
+	if len(seen) != want || want <= 400 || next == "" {
+		t.Fatalf("queryMore reached %d records, the rule admits %d (last link %q)", len(seen), want, next)
+	}
+	u, err := url.Parse(next)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	other := func(k, v string) string {
+		c := url.Values{}
+		for name, vs := range q {
+			c[name] = vs
+		}
+		c.Set(k, v)
+		return u.Path + "?" + c.Encode()
+	}
+	refused := []struct {
+		name, persona, path string
+		status              int
+	}{
+		{"another user of the same team", "morgan", next, http.StatusNotFound},
+		{"the admin", "sam", next, http.StatusNotFound},
+		{"another object", "alice", other("object", "Contact"), http.StatusNotFound},
+		{"a later expiry", "alice", other("exp", "99999999999"), http.StatusNotFound},
+		{"a forged signature", "alice", other("sig", strings.Repeat("A", 43)), http.StatusNotFound},
+		{"another locator", "alice", strings.Replace(next, "-", "-1", 1), http.StatusNotFound},
+		{"the bare locator", "alice", u.Path, http.StatusBadRequest},
+		{"a parameter added", "alice", next + "&q=SELECT+Name+FROM+Contact", http.StatusBadRequest},
+		{"no token", "", next, http.StatusUnauthorized},
+	}
+	for _, c := range refused {
+		t.Run(c.name, func(t *testing.T) {
+			e.upstream.reset()
+			r := e.do("GET", c.path, c.persona, "")
+			if r.Status != c.status {
+				t.Fatalf("%d %s, want %d", r.Status, r.Body, c.status)
+			}
+			assertNothingUpstream(t, e)
+		})
+	}
+	// The signature expires: paging slower than that starts over.
+	mu.Lock()
+	clock = clock.Add(31 * time.Minute)
+	mu.Unlock()
+	e.upstream.reset()
+	if r := e.do("GET", next, "alice", ""); r.Status != http.StatusNotFound {
+		t.Fatalf("expired cursor: %d %s", r.Status, r.Body)
+	}
+	assertNothingUpstream(t, e)
 }

@@ -61,10 +61,20 @@ type Associator interface {
 }
 
 // QueryClassifier is implemented by the Dialect of a CRM whose list
-// queries name their module (Salesforce's SOQL FROM): the query, not the
-// path, says which module's policy applies.
+// queries name their module (Salesforce's SOQL FROM, or the object a
+// signed cursor continues): the query, not the path, says which module's
+// policy applies.
 type QueryClassifier interface {
-	// QueryModule returns the module the query reads, as written. A
-	// query it cannot read is ErrBadQuery.
-	QueryModule(rawQuery string) (string, error)
+	// QueryModule returns the module the query of route m reads, as
+	// written. A query it cannot read is ErrBadQuery.
+	QueryModule(m Match, rawQuery string) (string, error)
 }
+
+// Cursor parameters: a Cursor route's query is the module the cursor
+// continues, when its signature expires (Unix seconds) and the
+// signature, all three written by crmgate into the link it hands out.
+const (
+	CursorObject  = "object"
+	CursorExpires = "exp"
+	CursorSig     = "sig"
+)

@@ -421,6 +421,7 @@ func (p *Profile) bind(c *compiled, segs []string) (Match, error) {
 		NeedsBody: c.body != nil,
 
 		ModuleFromQuery: c.route.ModuleFromQuery,
+		Cursor:          c.route.Cursor,
 	}
 	var path strings.Builder
 	for i, s := range c.segs {
@@ -610,7 +611,7 @@ func (p *Profile) ClassifyQuery(m Match, rawQuery string) (Match, error) {
 	if !ok {
 		return Match{}, fmt.Errorf("classify query: profile %s reads no module from a query: %w", p.Name, ErrUnknownRoute)
 	}
-	name, err := qc.QueryModule(rawQuery)
+	name, err := qc.QueryModule(m, rawQuery)
 	if err != nil {
 		return Match{}, fmt.Errorf("classify query: %w", err)
 	}

@@ -16,9 +16,8 @@ const SalesforceAPIVersion = "v62.0"
 // Routed: one record by its 18-character id (read with ?fields=, update,
 // delete), create, a record's child relationship (Account/{id}/Contacts,
 // judged by the child object's policy) and /query, whose object is the
-// SOQL's FROM. Deliberately not routed, so refused: /query/{cursor}
-// (queryMore: the cursor belongs to crmgate's integration user and would
-// replay a query without the subject's rule), /queryAll (deleted and
+// SOQL's FROM, and /query/{locator} (queryMore) when crmgate signed the
+// link for the subject. Deliberately not routed, so refused: /queryAll (deleted and
 // archived rows), /search and /parameterizedSearch (SOSL searches every
 // searchable field), /composite, /composite/batch, /composite/tree and
 // /composite/sobjects (sub-requests crmgate would have to classify one by
@@ -34,8 +33,10 @@ func salesforceProfile() (*Profile, error) {
 		{Method: "PATCH", Pattern: base + "/sobjects/{module}/{id}", Action: "update", Kind: KindRecord},
 		{Method: "DELETE", Pattern: base + "/sobjects/{module}/{id}", Action: "delete", Kind: KindRecord},
 		{Method: "GET", Pattern: base + "/sobjects/{module}/{id}/{any}", Action: "read", Kind: KindRelated},
-		// queryMore, named here so that no later route can take it.
-		{Method: "*", Pattern: base + "/query/{any}", Refuse: true},
+		// queryMore: the next batch of a query's answer, continued by
+		// Salesforce as crmgate's integration user; accepted only with
+		// crmgate's signature for this subject and object.
+		{Method: "GET", Pattern: base + "/query/{any}", Action: "list", Kind: KindList, ModuleFromQuery: true, Cursor: true},
 	}
 	// An object's metadata resources sit where a record id would; ids are
 	// checked (18 characters with their checksum), and these are refused
@@ -51,6 +52,9 @@ func salesforceProfile() (*Profile, error) {
 		IDField:    "Id",
 		// totalSize counts every row the query matched.
 		TotalPaths: [][]string{{"totalSize"}},
+		// nextRecordsUrl continues the answer (queryMore): crmgate signs
+		// it for the subject (proxy cursor.go).
+		LinkPaths: [][]string{{"nextRecordsUrl"}},
 	}
 	p, err := New("salesforce", routes, shape, salesforceObjects)
 	if err != nil {

@@ -53,7 +53,7 @@ func TestSalesforceClassify(t *testing.T) {
 		}
 	}
 	refused := []struct{ method, path, query string }{
-		{"GET", b + "/query/01gD0000002HU6KIAW-2000", ""},
+		{"GET", b + "/query/01gD0000002HU6KIAW-2000", ""}, // queryMore without crmgate's signature
 		{"GET", b + "/queryAll", "q=SELECT+Id+FROM+Account"},
 		{"GET", b + "/search", "q=FIND+{x}"},
 		{"GET", b + "/parameterizedSearch", "q=x"},
@@ -198,6 +198,52 @@ func TestSalesforceWriteBodies(t *testing.T) {
 	} {
 		if _, err := p.ClassifyBody(m, []byte(body)); err == nil {
 			t.Errorf("%s accepted", body)
+		}
+	}
+}
+
+func TestSalesforceCursorAndBatchSize(t *testing.T) {
+	p := sfProfile(t)
+	d := p.Dialect.(soqlQuery)
+	path := "/services/data/v62.0/query/01gD0000002HU6KIAW-2000"
+	m, err := p.Classify("GET", path, http.Header{})
+	if err != nil || !m.Cursor || !m.ModuleFromQuery || m.Kind != KindList {
+		t.Fatalf("cursor route: %+v %v", m, err)
+	}
+	signed := "object=Account&exp=1796664624&sig=abc"
+	cm, err := p.ClassifyQuery(m, signed)
+	if err != nil || cm.Module != "Account" || !cm.Cursor {
+		t.Fatalf("cursor module: %+v %v", cm, err)
+	}
+	// Forwarded without crmgate's parameters, nothing pushed or added.
+	if q, extra, err := d.Canonical(cm, signed, http.Header{"Sforce-Query-Options": {"batchSize=500"}}); err != nil || q != "" || extra != nil {
+		t.Fatalf("cursor canonical %q %v %v", q, extra, err)
+	}
+	if q, _, ok, err := d.Push(cm, "", nil, cond.Cond{Op: cond.Eq, Field: "OwnerId", Values: []any{sfID}}); err != nil || ok || q != "" {
+		t.Fatalf("cursor push %q %v %v", q, ok, err)
+	}
+	if refs, err := d.QueryFields(signed, nil); err != nil || len(refs) != 0 {
+		t.Fatalf("cursor fields %v %v", refs, err)
+	}
+	for _, bad := range []string{"", "object=Account", "object=Account&exp=1", "object=Account&exp=1&sig=x&sig=y",
+		"object=Account&exp=1&sig=x&q=SELECT+Id+FROM+Account", "object=Account.Owner&exp=1&sig=x", "object=&exp=1&sig=x"} {
+		if cm, err := p.ClassifyQuery(m, bad); err == nil {
+			t.Errorf("cursor query %q classified as %+v", bad, cm)
+		}
+	}
+	// A signed cursor of one object is not one of another.
+	if _, _, err := d.Canonical(Match{Kind: KindList, Action: "list", Cursor: true, Module: "Contact"}, signed, nil); !errors.Is(err, ErrBadQuery) {
+		t.Errorf("cursor of Account read as Contact: %v", err)
+	}
+	// A /query's batch size passes, within Salesforce's limits.
+	list := Match{Module: "Account", Action: "list", Kind: KindList}
+	q := "q=SELECT+Id+FROM+Account"
+	if _, extra, err := d.Canonical(list, q, http.Header{"Sforce-Query-Options": {"batchSize=500"}}); err != nil || extra.Get("Sforce-Query-Options") != "batchSize=500" {
+		t.Fatalf("batch size %v %v", extra, err)
+	}
+	for _, opt := range []string{"batchSize=100", "batchSize=2001", "batchSize=500, batchSize=600", "batchsize=x", "other=1"} {
+		if _, _, err := d.Canonical(list, q, http.Header{"Sforce-Query-Options": {opt}}); !errors.Is(err, ErrBadQuery) {
+			t.Errorf("Sforce-Query-Options %q: %v", opt, err)
 		}
 	}
 }

@@ -16,8 +16,10 @@ import (
 //
 //   - /query takes exactly one q, a SOQL query read by ParseSOQL; its
 //     FROM object is the request's module (QueryModule);
-//   - a record read takes fields=A,B (the fields to return); nothing else
-//     takes parameters;
+//   - a record read takes fields=A,B (the fields to return);
+//   - a queryMore (/query/{locator}) takes the object, exp and sig crmgate
+//     wrote into the nextRecordsUrl it handed out, and is forwarded with
+//     none of them; nothing else takes parameters;
 //   - any other parameter, a parameter given twice or without a value is
 //     refused (ErrBadQuery). _HttpMethod, Salesforce's method tunnel, is
 //     refused before that as a method override (CheckQuery).
@@ -27,6 +29,8 @@ type soqlQuery struct{}
 type soqlParams struct {
 	soql   *SOQLQuery
 	fields []string
+	// cursor holds a queryMore's object, exp and sig.
+	cursor map[string]string
 }
 
 func parseSOQLParams(m Match, rawQuery string) (*soqlParams, error) {
@@ -38,8 +42,10 @@ func parseSOQLParams(m Match, rawQuery string) (*soqlParams, error) {
 	}
 	for _, qp := range params {
 		name, value := qp.name, qp.value
-		accepted := name == "q" && m.Kind == KindList && m.Action == "list" ||
-			name == "fields" && m.Kind == KindRecord && m.Action == "read"
+		isCursor := name == CursorObject || name == CursorExpires || name == CursorSig
+		accepted := name == "q" && m.Kind == KindList && m.Action == "list" && !m.Cursor ||
+			name == "fields" && m.Kind == KindRecord && m.Action == "read" ||
+			isCursor && m.Cursor
 		switch {
 		case !accepted:
 			return nil, fmt.Errorf("salesforce: parameter %q is not accepted on this route: %w", truncate(name), ErrBadQuery)
@@ -49,6 +55,13 @@ func parseSOQLParams(m Match, rawQuery string) (*soqlParams, error) {
 			return nil, fmt.Errorf("salesforce: %s without a value: %w", name, ErrBadQuery)
 		}
 		seen[name] = true
+		if isCursor {
+			if out.cursor == nil {
+				out.cursor = map[string]string{}
+			}
+			out.cursor[name] = value
+			continue
+		}
 		if name == "q" {
 			if out.soql, err = ParseSOQL(value); err != nil {
 				return nil, fmt.Errorf("salesforce: %w", err)
@@ -63,7 +76,12 @@ func parseSOQLParams(m Match, rawQuery string) (*soqlParams, error) {
 			out.fields = append(out.fields, f)
 		}
 	}
-	if m.Kind == KindList && m.Action == "list" && out.soql == nil {
+	switch {
+	case m.Cursor && len(out.cursor) != 3:
+		return nil, fmt.Errorf("salesforce: a query cursor needs crmgate's %s, %s and %s: %w", CursorObject, CursorExpires, CursorSig, ErrBadQuery)
+	case m.Cursor && m.Module != "" && out.cursor[CursorObject] != m.Module:
+		return nil, fmt.Errorf("salesforce: cursor of %q, classified as %q: %w", truncate(out.cursor[CursorObject]), m.Module, ErrBadQuery)
+	case m.Kind == KindList && m.Action == "list" && !m.Cursor && out.soql == nil:
 		return nil, fmt.Errorf("salesforce: /query needs q: %w", ErrBadQuery)
 	}
 	if out.soql != nil && m.Module != "" {
@@ -85,6 +103,8 @@ func soqlFieldName(s string) bool {
 
 func (q *soqlParams) encode() string {
 	switch {
+	case q.cursor != nil:
+		return ""
 	case q.soql != nil:
 		return "q=" + odataEscape(q.soql.String())
 	case len(q.fields) > 0:
@@ -93,21 +113,35 @@ func (q *soqlParams) encode() string {
 	return ""
 }
 
-// QueryModule is the object a /query reads.
-func (soqlQuery) QueryModule(rawQuery string) (string, error) {
-	q, err := parseSOQLParams(Match{Kind: KindList, Action: "list"}, rawQuery)
+// QueryModule is the object a /query reads, or the one a signed cursor
+// continues.
+func (soqlQuery) QueryModule(m Match, rawQuery string) (string, error) {
+	q, err := parseSOQLParams(m, rawQuery)
 	if err != nil {
 		return "", err
+	}
+	if m.Cursor {
+		return q.cursor[CursorObject], nil
 	}
 	return q.soql.From, nil
 }
 
 func (soqlQuery) QueryFields(rawQuery string, _ []byte) ([]QueryField, error) {
-	// Which parameter a route takes is Canonical's business; here each
-	// is read as the route that accepts it.
-	m := Match{Kind: KindList, Action: "list"}
-	if !strings.Contains(rawQuery, "q=") {
-		m = Match{Kind: KindRecord, Action: "read"}
+	// Which parameters a route takes is Canonical's business; here each
+	// query is read as the route that accepts its first parameter.
+	params, err := splitQuery(rawQuery, "salesforce")
+	if err != nil {
+		return nil, fmt.Errorf("query fields: %w", err)
+	}
+	m := Match{Kind: KindRecord, Action: "read"}
+	if len(params) > 0 {
+		switch params[0].name {
+		case "q":
+			m = Match{Kind: KindList, Action: "list"}
+		case CursorObject, CursorExpires, CursorSig:
+			// A cursor's fields were read when its query was.
+			m = Match{Kind: KindList, Action: "list", Cursor: true}
+		}
 	}
 	q, err := parseSOQLParams(m, rawQuery)
 	if err != nil {
@@ -131,15 +165,21 @@ func (soqlQuery) QueryFields(rawQuery string, _ []byte) ([]QueryField, error) {
 	return out, nil
 }
 
-// Canonical forwards crmgate's own writing of the query. Salesforce's
-// request headers are not forwarded by crmgate (Sforce-Query-Options
-// changes only the batch size, which queryMore would need).
-func (soqlQuery) Canonical(m Match, rawQuery string, _ http.Header) (string, http.Header, error) {
+// Canonical forwards crmgate's own writing of the query, and of a query's
+// Sforce-Query-Options: batchSize=N (200–2000), the only query option
+// Salesforce has. A cursor is forwarded without crmgate's parameters.
+func (soqlQuery) Canonical(m Match, rawQuery string, h http.Header) (string, http.Header, error) {
 	q, err := parseSOQLParams(m, rawQuery)
 	if err != nil {
 		return "", nil, err
 	}
-	return q.encode(), nil, nil
+	var extra http.Header
+	if size, ok, err := batchSize(h.Values("Sforce-Query-Options")); err != nil {
+		return "", nil, err
+	} else if ok && q.soql != nil {
+		extra = http.Header{"Sforce-Query-Options": {"batchSize=" + size}}
+	}
+	return q.encode(), extra, nil
 }
 
 // WithFields adds the record rule's fields to the SELECT list or the
@@ -154,6 +194,11 @@ func (d soqlQuery) WithFields(m Match, query string, body []byte, fields []strin
 }
 
 func (soqlQuery) withFields(m Match, query string, fields []string) (string, error) {
+	if m.Cursor {
+		// The continued query's SELECT, rule fields included, was
+		// written when it ran; a cursor is forwarded without parameters.
+		return query, nil
+	}
 	q, err := parseSOQLParams(m, query)
 	if err != nil {
 		return "", err
@@ -198,6 +243,11 @@ func (soqlQuery) withFields(m Match, query string, fields []string) (string, err
 // ids exactly, while text compares case-insensitively), numbers and
 // booleans.
 func (soqlQuery) Push(m Match, rawQuery string, body []byte, c cond.Cond) (string, []byte, bool, error) {
+	if m.Cursor {
+		// Whatever rule ran in the first batch's query, crmgate cannot
+		// see it here: the continuation is filtered after.
+		return rawQuery, body, false, nil
+	}
 	q, err := parseSOQLParams(m, rawQuery)
 	if err != nil {
 		return "", nil, false, fmt.Errorf("push: %w", err)
@@ -276,4 +326,21 @@ func soqlLiteral(v any) (SOQLValue, bool) {
 		return SOQLValue{Kind: "bool", Text: strconv.FormatBool(x)}, true
 	}
 	return SOQLValue{}, false
+}
+
+// batchSize reads Sforce-Query-Options: batchSize=N; anything else in it,
+// a size outside Salesforce's 200–2000 or two sizes are refused.
+func batchSize(values []string) (string, bool, error) {
+	found := ""
+	for _, v := range values {
+		for _, opt := range strings.Split(v, ",") {
+			name, val, _ := strings.Cut(strings.TrimSpace(opt), "=")
+			n, err := strconv.Atoi(strings.TrimSpace(val))
+			if !strings.EqualFold(strings.TrimSpace(name), "batchSize") || err != nil || n < 200 || n > 2000 || found != "" {
+				return "", false, fmt.Errorf("salesforce: Sforce-Query-Options %q is not batchSize=200..2000: %w", truncate(v), ErrBadQuery)
+			}
+			found = strconv.Itoa(n)
+		}
+	}
+	return found, found != "", nil
 }

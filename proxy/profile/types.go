@@ -62,6 +62,12 @@ type Route struct {
 	// (Salesforce's /query?q=SELECT ... FROM Account): the profile's
 	// Dialect, a QueryClassifier, reads it (Profile.ClassifyQuery).
 	ModuleFromQuery bool `json:"-" yaml:"-"`
+	// Cursor marks a list that continues an earlier list's answer
+	// (Salesforce's queryMore, /query/{locator}): the CRM runs the
+	// earlier query again as crmgate's own user, so the proxy forwards it
+	// only with a signature binding the cursor to the subject who ran
+	// that query and to its module (see proxy cursor.go).
+	Cursor bool `json:"-" yaml:"-"`
 }
 
 // Shape says where records and fields live in a CRM's JSON.
@@ -112,6 +118,8 @@ type Match struct {
 	// ModuleFromQuery is the route's: Module is empty until
 	// Profile.ClassifyQuery has read the query.
 	ModuleFromQuery bool
+	// Cursor is the route's.
+	Cursor bool
 
 	// body is where ClassifyBody reads the module and id; set by Classify.
 	// A pointer keeps Match comparable with ==.
