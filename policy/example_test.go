@@ -26,7 +26,9 @@ func Example() {
 	}
 	d, err := engine.Decide(ctx, &policy.Input{
 		Subject:  alice,
-		Request:  policy.Request{Method: "GET", Path: "/api/v1/Contact/c-1", Time: time.Now()},
+		// A Tuesday morning in Berlin: the reference policy lets staff
+		// in during working hours only.
+		Request:  policy.Request{Method: "GET", Path: "/api/v1/Contact/c-1", Time: time.Date(2026, 12, 8, 9, 30, 0, 0, time.UTC)},
 		Resource: policy.Resource{CRM: "espocrm", Module: "Contact", ID: "c-1", Action: policy.ActionRead},
 	})
 	if err != nil {
