@@ -25,7 +25,7 @@ func Example() {
 		Attributes: map[string]any{"crm_user_id": "u-sales1"},
 	}
 	d, err := engine.Decide(ctx, &policy.Input{
-		Subject:  alice,
+		Subject: alice,
 		// A Tuesday morning in Berlin: the reference policy lets staff
 		// in during working hours only.
 		Request:  policy.Request{Method: "GET", Path: "/api/v1/Contact/c-1", Time: time.Date(2026, 12, 8, 9, 30, 0, 0, time.UTC)},
