@@ -60,6 +60,9 @@ func (h *Handler) pushRecordRule(x *exchange) error {
 	}
 	if !ok {
 		x.pushdown, x.pushReason = cond.None, "the record rule is not expressible in "+h.o.Profile.Name+" filters"
+		if x.match.Cursor {
+			x.pushReason = "a continuation of an earlier query, whose own query crmgate does not see"
+		}
 		return nil
 	}
 	x.upstreamQuery, x.pushed = q, true
