@@ -15,7 +15,6 @@ import (
 	"github.com/crmgate/crmgate/config"
 	"github.com/crmgate/crmgate/proxy/app"
 	"github.com/crmgate/crmgate/proxy/demo"
-	refpolicy "github.com/crmgate/crmgate/rego"
 	"github.com/crmgate/crmgate/test/testredis"
 )
 
@@ -29,7 +28,8 @@ func (e *env) replicas(t *testing.T, n int) []string {
 	t.Helper()
 	urls := []string{e.proxy.URL}
 	for i := 1; i < n; i++ {
-		a, err := app.Build(context.Background(), e.app.Config, app.Deps{PolicyFS: refpolicy.FS, DecisionLogWriter: &syncBuffer{}, Version: "test"})
+		// The demo's context, as newEnv's: loopback clients at any hour.
+		a, err := app.Build(context.Background(), e.app.Config, app.Deps{PolicyFS: demoPolicy(t), DecisionLogWriter: &syncBuffer{}, Version: "test"})
 		if err != nil {
 			t.Fatalf("build replica %d: %v", i, err)
 		}
