@@ -27,7 +27,6 @@ import (
 	"github.com/crmgate/crmgate/proxy/demo"
 	"github.com/crmgate/crmgate/proxy/emulator"
 	"github.com/crmgate/crmgate/proxy/issuer"
-	refpolicy "github.com/crmgate/crmgate/rego"
 	"github.com/crmgate/crmgate/test/testredis"
 	"github.com/redis/go-redis/v9"
 )
@@ -338,7 +337,15 @@ func scrape() (scraped, error) {
 		return nil, fmt.Errorf("demo config: %w", err)
 	}
 	ctx := context.Background()
-	a, err := app.Build(ctx, cfg, app.Deps{PolicyFS: refpolicy.FS, DecisionLogWriter: discardSyncer{}, Version: "deploy-test"})
+	// The demo's context: its loopback clients are staff in the office at
+	// any hour, so the traffic below meets the write guard and the field
+	// rules whatever time the test runs (the reference hours deny staff in
+	// the evening).
+	policyFS, err := demo.PolicyFS()
+	if err != nil {
+		return nil, err
+	}
+	a, err := app.Build(ctx, cfg, app.Deps{PolicyFS: policyFS, DecisionLogWriter: discardSyncer{}, Version: "deploy-test"})
 	if err != nil {
 		return nil, fmt.Errorf("build crmgate: %w", err)
 	}
@@ -552,7 +559,11 @@ func TestMetricsNeedAdminToken(t *testing.T) {
 	t.Parallel()
 	cfg := demo.Config("127.0.0.1:1", "127.0.0.1:2", "http://127.0.0.1:3", "http://127.0.0.1:4", adminToken, "s3cret")
 	cfg.Identity.Bearer.Enabled = false
-	a, err := app.Build(context.Background(), cfg, app.Deps{PolicyFS: refpolicy.FS, DecisionLogWriter: discardSyncer{}})
+	policyFS, err := demo.PolicyFS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := app.Build(context.Background(), cfg, app.Deps{PolicyFS: policyFS, DecisionLogWriter: discardSyncer{}})
 	if err != nil {
 		t.Fatal(err)
 	}
