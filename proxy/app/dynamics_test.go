@@ -298,6 +298,16 @@ func TestDynamicsPagingAndRelated(t *testing.T) {
 	if len(seen) != want || want < 5 {
 		t.Errorf("paging reached %d rows, want %d", len(seen), want)
 	}
+	// Every page went to Dataverse with the one $filter of the first:
+	// the rule is not ANDed again onto a nextLink that carries it.
+	filters := map[string]bool{}
+	for _, s := range e.upstream.crmRequests() {
+		q, _ := url.ParseQuery(s.Query)
+		filters[q.Get("$filter")] = true
+	}
+	if len(filters) != 1 {
+		t.Errorf("the pages' $filters differ: %v", filters)
+	}
 	acc1 := emulator.DynamicsID("acc-1")
 	if r := e.do("GET", dynBase+"accounts("+acc1+")/incident_customer_accounts", "alice", ""); r.Status != http.StatusForbidden {
 		t.Errorf("sales reads cases through an account: %d %s", r.Status, r.Body)

@@ -193,3 +193,34 @@ func TestDynamicsQuery(t *testing.T) {
 		t.Errorf("WithFields(nil) = %q %v", q, err)
 	}
 }
+
+// TestODataPushIsIdempotent: a nextLink's $filter already leads with the
+// rule; pushing it again leaves the query as it is, so paging through a
+// long list does not grow the filter past its limit.
+func TestODataPushIsIdempotent(t *testing.T) {
+	p := mustBuiltin(t, "dynamics")
+	list := Match{Kind: KindList, Action: "list", Module: "accounts"}
+	rule := cond.Cond{Op: cond.In, Field: "_ownerid_value", Values: []any{
+		"11ff48b4-5006-0b2f-9614-7af63ee37cf0", "d39c3924-7521-26d1-963f-167138c3330a"}}
+	for _, raw := range []string{"", "$filter=name%20ne%20'x'%20or%20name%20eq%20'y'", "$select=name&$filter=statecode%20eq%200"} {
+		once, _, ok, err := p.Dialect.Push(list, raw, nil, rule)
+		if err != nil || !ok {
+			t.Fatal(ok, err)
+		}
+		again := once
+		for i := 0; i < 50; i++ {
+			if again, _, ok, err = p.Dialect.Push(list, again, nil, rule); err != nil || !ok {
+				t.Fatalf("page %d: %v %v", i, ok, err)
+			}
+		}
+		if again != once {
+			t.Errorf("%q: pushed again %q, once %q", raw, again, once)
+		}
+	}
+	// A client filter that only resembles the rule is still ANDed.
+	other := cond.Cond{Op: cond.Eq, Field: "_ownerid_value", Values: []any{"11ff48b4-5006-0b2f-9614-7af63ee37cf0"}}
+	q, _, _, _ := p.Dialect.Push(list, "", nil, other)
+	if got, _, _, _ := p.Dialect.Push(list, q, nil, rule); got == q {
+		t.Errorf("another rule's filter taken for this one: %q", got)
+	}
+}

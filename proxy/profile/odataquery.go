@@ -143,12 +143,18 @@ func (q *odataParams) encode(pushed *ODataExpr) string {
 		add("$select", strings.Join(q.selects, ","))
 	}
 	filter := q.filter
-	if pushed != nil {
-		if filter == nil {
-			filter = pushed
-		} else {
-			filter = &ODataExpr{Op: ODataAnd, Args: []*ODataExpr{pushed, q.filter}}
-		}
+	switch {
+	case pushed == nil:
+	case filter == nil:
+		filter = pushed
+	case filter.String() == pushed.String(),
+		filter.Op == ODataAnd && filter.Args[0].String() == pushed.String():
+		// Already (rule) and (client): an @odata.nextLink carries the
+		// $filter crmgate sent for the first page. ANDing the rule again
+		// changes nothing but would grow the filter page by page until
+		// it passes maxFilterLen and the list breaks off.
+	default:
+		filter = &ODataExpr{Op: ODataAnd, Args: []*ODataExpr{pushed, q.filter}}
 	}
 	if filter != nil {
 		add("$filter", filter.String())
