@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strconv"
 	"sync"
@@ -108,29 +109,43 @@ type reports struct {
 	now      func() time.Time
 	log      *zap.Logger
 
-	// mu serialises building; last is reused while the revision holds, as
-	// a report costs a few thousand evaluations.
-	mu   sync.Mutex
-	last *report.Access
+	// mu serialises building; last (for lastIP) is reused while the
+	// revision holds, as a report costs a few thousand evaluations.
+	mu     sync.Mutex
+	last   *report.Access
+	lastIP string
 }
 
-func (r *reports) accessReport(ctx context.Context) (*report.Access, error) {
+func (r *reports) accessReport(ctx context.Context, remoteIP string) (*report.Access, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.last != nil && r.last.Revision == r.engine.Revision() {
+	if r.last != nil && r.last.Revision == r.engine.Revision() && r.lastIP == remoteIP {
 		return r.last, nil
 	}
-	a, err := AccessReport(ctx, r.cfg, r.engine, r.profile, nil, "")
+	a, err := AccessReport(ctx, r.cfg, r.engine, r.profile, nil, remoteIP)
 	if err != nil {
 		return nil, err
 	}
-	r.last = a
+	r.last, r.lastIP = a, remoteIP
 	return a, nil
 }
 
-// access answers GET /admin/reports/access?format=markdown|csv|html|json.
+// access answers GET /admin/reports/access?format=markdown|csv|html|json
+// [&remote_ip=IP]: remote_ip is the client address every evaluation
+// claims, as report access --remote-ip; a policy that admits some roles
+// from some networks only (the reference policy's admins, from the
+// office) shows them denied without it.
 func (r *reports) access(w http.ResponseWriter, req *http.Request) {
 	format := req.URL.Query().Get("format")
+	remoteIP := req.URL.Query().Get("remote_ip")
+	if remoteIP != "" {
+		ip, err := netip.ParseAddr(remoteIP)
+		if err != nil {
+			adminProblem(w, http.StatusBadRequest, "Bad remote_ip", "remote_ip must be an IP address.")
+			return
+		}
+		remoteIP = ip.String()
+	}
 	var f report.Format
 	if format != "json" {
 		var err error
@@ -139,7 +154,7 @@ func (r *reports) access(w http.ResponseWriter, req *http.Request) {
 			return
 		}
 	}
-	a, err := r.accessReport(req.Context())
+	a, err := r.accessReport(req.Context(), remoteIP)
 	if err != nil {
 		r.log.Error("access report", zap.Error(err))
 		adminProblem(w, http.StatusInternalServerError, "Report failed", err.Error())

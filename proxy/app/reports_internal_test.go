@@ -134,5 +134,26 @@ func TestAdminReports(t *testing.T) {
 		if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), "<!DOCTYPE html>") {
 			t.Errorf("html: status %d", rec.Code)
 		}
+		if rec = get(admin, "/admin/reports/access?remote_ip=not-an-ip", true); rec.Code != http.StatusBadRequest {
+			t.Errorf("bad remote_ip: status %d", rec.Code)
+		}
+	})
+	t.Run("access from the office", func(t *testing.T) {
+		// The reference policy admits admins from office networks only:
+		// asked from nowhere the report shows them denied, from an
+		// office address allowed with MFA.
+		withAdmin := &config.Config{Metrics: config.Metrics{Roles: []string{"admin"}}}
+		h := proxy.NewAdmin(proxy.AdminOptions{Token: token, Extra: reportHandlers(withAdmin, engine, prof, nil, clock, zap.NewNop())})
+		row := "| Accounts | admin | MFA | MFA |"
+		if rec := get(h, "/admin/reports/access", true); rec.Code != http.StatusOK || strings.Contains(rec.Body.String(), row) {
+			t.Errorf("without an address: %d %.400s", rec.Code, rec.Body)
+		}
+		if rec := get(h, "/admin/reports/access?remote_ip=198.51.100.7", true); rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), row) {
+			t.Errorf("from the office: %d %.400s", rec.Code, rec.Body)
+		}
+		// The cached report is the one for the address asked.
+		if rec := get(h, "/admin/reports/access", true); strings.Contains(rec.Body.String(), row) {
+			t.Error("the office report was served for a request without an address")
+		}
 	})
 }
