@@ -3,7 +3,6 @@ package emulator
 import (
 	"crypto/rand"
 	"crypto/sha1"
-	"crypto/subtle"
 	"encoding/hex"
 	"fmt"
 	"net/http"
@@ -11,7 +10,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/go-json-experiment/json"
@@ -166,10 +164,9 @@ func DynamicsID(id string) string {
 }
 
 type dyn struct {
-	ds   *Dataset
-	opts DynamicsOptions
-	mu   sync.Mutex
-	tok  map[string]time.Time
+	ds     *Dataset
+	opts   DynamicsOptions
+	tokens accessTokens
 }
 
 // NewDynamics returns an http.Handler imitating the Dataverse Web API
@@ -183,7 +180,7 @@ type dyn struct {
 // case-insensitively, as Dataverse's SQL collation does. $expand, $apply,
 // $batch and annotations are not emulated: crmgate never forwards them.
 func NewDynamics(ds *Dataset, opts DynamicsOptions) http.Handler {
-	d := &dyn{ds: ds, opts: opts, tok: map[string]time.Time{}}
+	d := &dyn{ds: ds, opts: opts}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /{tenant}/oauth2/v2.0/token", d.token)
 	mux.Handle("/api/data/v9.2/", d.auth(d.route))
@@ -216,12 +213,7 @@ func (d *dyn) token(w http.ResponseWriter, r *http.Request) {
 		oauthErr(http.StatusBadRequest, "unsupported_grant_type", "AADSTS70003: The app requested an unsupported grant type.")
 		return
 	}
-	id, secret := r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
-	if bid, bsecret, ok := r.BasicAuth(); ok && id == "" {
-		id, secret = bid, bsecret
-	}
-	if d.opts.ClientID == "" || subtle.ConstantTimeCompare([]byte(id), []byte(d.opts.ClientID)) != 1 ||
-		subtle.ConstantTimeCompare([]byte(secret), []byte(d.opts.ClientSecret)) != 1 {
+	if d.opts.ClientID == "" || !clientIs(r, d.opts.ClientID, d.opts.ClientSecret) {
 		oauthErr(http.StatusUnauthorized, "invalid_client", "AADSTS7000215: Invalid client secret provided.")
 		return
 	}
@@ -232,9 +224,7 @@ func (d *dyn) token(w http.ResponseWriter, r *http.Request) {
 	var raw [32]byte
 	_, _ = rand.Read(raw[:])
 	tok := hex.EncodeToString(raw[:])
-	d.mu.Lock()
-	d.tok[tok] = time.Now().Add(time.Hour)
-	d.mu.Unlock()
+	d.tokens.issue(tok, time.Hour)
 	writeJSON(w, r, false, http.StatusOK, "application/json", map[string]any{
 		"token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599, "access_token": tok,
 	})
@@ -242,16 +232,10 @@ func (d *dyn) token(w http.ResponseWriter, r *http.Request) {
 
 func (d *dyn) auth(next http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if d.opts.ClientID != "" {
-			tok, ok := bearer(r)
-			d.mu.Lock()
-			exp, known := d.tok[tok]
-			d.mu.Unlock()
-			if !ok || !known || time.Now().After(exp) {
-				w.Header().Set("WWW-Authenticate", `Bearer authorization_uri=https://login.microsoftonline.com/`+d.opts.Tenant+`/oauth2/authorize`)
-				w.WriteHeader(http.StatusUnauthorized)
-				return
-			}
+		if d.opts.ClientID != "" && !d.tokens.valid(r) {
+			w.Header().Set("WWW-Authenticate", `Bearer authorization_uri=https://login.microsoftonline.com/`+d.opts.Tenant+`/oauth2/authorize`)
+			w.WriteHeader(http.StatusUnauthorized)
+			return
 		}
 		next(w, r)
 	})

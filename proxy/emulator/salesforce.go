@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"crypto/sha1"
 	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/base64"
 	stdjson "encoding/json"
 	"fmt"
@@ -224,8 +223,9 @@ type sfAPI struct {
 	ds   *Dataset
 	opts SalesforceOptions
 
+	tokens accessTokens
+	// mu guards cursors.
 	mu      sync.Mutex
-	tokens  map[string]time.Time
 	cursors map[string]*sfCursor
 }
 
@@ -240,7 +240,7 @@ type sfAPI struct {
 // proxy that must refuse the override can be shown to need to.
 // Composite, bulk, search and queryAll are not emulated.
 func NewSalesforce(ds *Dataset, opts SalesforceOptions) http.Handler {
-	s := &sfAPI{ds: ds, opts: opts, tokens: map[string]time.Time{}, cursors: map[string]*sfCursor{}}
+	s := &sfAPI{ds: ds, opts: opts, cursors: map[string]*sfCursor{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /services/oauth2/token", s.token)
 	mux.Handle("/services/data/", s.auth(http.HandlerFunc(s.route)))
@@ -283,20 +283,13 @@ func (s *sfAPI) token(w http.ResponseWriter, r *http.Request) {
 		oauthErr("unsupported_grant_type", "grant type not supported")
 		return
 	}
-	id, secret := r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
-	if bid, bsecret, ok := r.BasicAuth(); ok && id == "" {
-		id, secret = bid, bsecret
-	}
-	if s.opts.ClientID != "" && (subtle.ConstantTimeCompare([]byte(id), []byte(s.opts.ClientID)) != 1 ||
-		subtle.ConstantTimeCompare([]byte(secret), []byte(s.opts.ClientSecret)) != 1) {
+	if s.opts.ClientID != "" && !clientIs(r, s.opts.ClientID, s.opts.ClientSecret) {
 		oauthErr("invalid_client", "invalid client credentials")
 		return
 	}
 	org := SalesforceID("Organization", "crmgate")
 	tok := org[:15] + "!" + sfRandom(96)
-	s.mu.Lock()
-	s.tokens[tok] = time.Now().Add(2 * time.Hour) // the default session timeout
-	s.mu.Unlock()
+	s.tokens.issue(tok, 2*time.Hour) // the default session timeout
 	issued := strconv.FormatInt(time.Now().UnixMilli(), 10)
 	idURL := "http://" + r.Host + "/id/" + org + "/" + SalesforceID("User", sfAppUser)
 	// The signature lets a client check id and issued_at came from the
@@ -311,15 +304,9 @@ func (s *sfAPI) token(w http.ResponseWriter, r *http.Request) {
 
 func (s *sfAPI) auth(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if s.opts.ClientID != "" {
-			tok, ok := bearer(r)
-			s.mu.Lock()
-			exp, known := s.tokens[tok]
-			s.mu.Unlock()
-			if !ok || !known || time.Now().After(exp) {
-				s.fail(w, r, http.StatusUnauthorized, "INVALID_SESSION_ID", "Session expired or invalid")
-				return
-			}
+		if s.opts.ClientID != "" && !s.tokens.valid(r) {
+			s.fail(w, r, http.StatusUnauthorized, "INVALID_SESSION_ID", "Session expired or invalid")
+			return
 		}
 		next.ServeHTTP(w, r)
 	})

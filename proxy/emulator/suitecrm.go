@@ -2,7 +2,6 @@ package emulator
 
 import (
 	"crypto/rand"
-	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -11,7 +10,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 )
 
@@ -37,8 +35,7 @@ type suite struct {
 	ds   *Dataset
 	opts SuiteOptions
 
-	mu     sync.Mutex
-	tokens map[string]time.Time // access token → expiry
+	tokens accessTokens
 }
 
 // NewSuiteCRM returns an http.Handler imitating SuiteCRM's V8 JSON:API
@@ -48,7 +45,7 @@ type suite struct {
 // filter[operator]=and|or, sort=[-]field, errors as
 // {"errors":{"status","title","detail"}}.
 func NewSuiteCRM(ds *Dataset, opts SuiteOptions) http.Handler {
-	s := &suite{ds: ds, opts: opts, tokens: make(map[string]time.Time)}
+	s := &suite{ds: ds, opts: opts}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /Api/access_token", s.accessToken)
 	const b = "/Api/V8"
@@ -100,13 +97,7 @@ func (s *suite) accessToken(w http.ResponseWriter, r *http.Request) {
 		oauthErr(http.StatusBadRequest, "unsupported_grant_type", "The authorization grant type is not supported by the authorization server.")
 		return
 	}
-	id, secret := r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
-	if bid, bsecret, ok := r.BasicAuth(); ok && id == "" {
-		id, secret = bid, bsecret
-	}
-	if s.opts.ClientID == "" ||
-		subtle.ConstantTimeCompare([]byte(id), []byte(s.opts.ClientID)) != 1 ||
-		subtle.ConstantTimeCompare([]byte(secret), []byte(s.opts.ClientSecret)) != 1 {
+	if s.opts.ClientID == "" || !clientIs(r, s.opts.ClientID, s.opts.ClientSecret) {
 		oauthErr(http.StatusUnauthorized, "invalid_client", "Client authentication failed")
 		return
 	}
@@ -116,9 +107,7 @@ func (s *suite) accessToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	tok := hex.EncodeToString(raw[:])
-	s.mu.Lock()
-	s.tokens[tok] = time.Now().Add(tokenTTL)
-	s.mu.Unlock()
+	s.tokens.issue(tok, tokenTTL)
 	writeJSON(w, r, false, http.StatusOK, "application/json", map[string]any{
 		"token_type": "Bearer", "expires_in": int(tokenTTL.Seconds()), "access_token": tok,
 	})
@@ -127,37 +116,21 @@ func (s *suite) accessToken(w http.ResponseWriter, r *http.Request) {
 // auth is SuiteCRM's ResourceServerMiddleware when OAuth2 is configured.
 func (s *suite) auth(next http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if s.opts.ClientID != "" {
-			tok, ok := bearer(r)
-			s.mu.Lock()
-			exp, known := s.tokens[tok]
-			s.mu.Unlock()
-			if !ok || !known || time.Now().After(exp) {
-				desc := "The resource owner or authorization server denied the request."
-				writeJSON(w, r, false, http.StatusUnauthorized, "application/json", map[string]any{
-					"error": "access_denied", "error_description": desc, "message": desc,
-				})
-				return
-			}
+		if s.opts.ClientID != "" && !s.tokens.valid(r) {
+			desc := "The resource owner or authorization server denied the request."
+			writeJSON(w, r, false, http.StatusUnauthorized, "application/json", map[string]any{
+				"error": "access_denied", "error_description": desc, "message": desc,
+			})
+			return
 		}
 		next(w, r)
 	})
 }
 
-func bearer(r *http.Request) (string, bool) {
-	scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
-		return "", false
-	}
-	return strings.TrimSpace(tok), true
-}
-
 // logout revokes the token the call was made with (LogoutController).
 func (s *suite) logout(w http.ResponseWriter, r *http.Request) {
 	if tok, ok := bearer(r); ok {
-		s.mu.Lock()
-		delete(s.tokens, tok)
-		s.mu.Unlock()
+		s.tokens.revoke(tok)
 	}
 	s.write(w, r, http.StatusOK, map[string]any{"meta": map[string]any{"message": "You have been successfully logged out"}})
 }
