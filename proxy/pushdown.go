@@ -49,6 +49,11 @@ func (h *Handler) pushRecordRule(x *exchange) error {
 	case h.o.Profile.Dialect == nil:
 		x.pushdown, x.pushReason = cond.None, "the profile knows no query language"
 		return nil
+	case x.match.Cursor:
+		// Whatever rule ran in the first batch's query, crmgate does not
+		// see it here: the continuation is filtered after.
+		x.pushdown, x.pushReason = cond.None, "a continuation of an earlier query, whose own query crmgate does not see"
+		return nil
 	}
 	var body []byte
 	if x.match.QueryBody {
@@ -60,9 +65,6 @@ func (h *Handler) pushRecordRule(x *exchange) error {
 	}
 	if !ok {
 		x.pushdown, x.pushReason = cond.None, "the record rule is not expressible in "+h.o.Profile.Name+" filters"
-		if x.match.Cursor {
-			x.pushReason = "a continuation of an earlier query, whose own query crmgate does not see"
-		}
 		return nil
 	}
 	x.upstreamQuery, x.pushed = q, true

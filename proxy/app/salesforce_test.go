@@ -523,4 +523,6 @@ func TestSalesforceQueryMore(t *testing.T) {
 		t.Fatalf("expired cursor: %d %s", r.Status, r.Body)
 	}
 	assertNothingUpstream(t, e)
+	// The decision log says why continuations were filtered after.
+	assertLogged(t, e, "none", "a continuation of an earlier query, whose own query crmgate does not see")
 }
