@@ -1,7 +1,6 @@
 package app_test
 
 import (
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -42,18 +41,5 @@ func BenchmarkSalesforceQuery(b *testing.B) {
 	pushed := "SELECT Name, Phone, BillingCity, OwnerId FROM Account WHERE OwnerId IN ('" + id("User", "u-mgr") + "', '" +
 		id("User", "u-sales1") + "', '" + id("User", "u-sales2") + "') AND (Name LIKE '%a%' OR BillingCity = 'London') LIMIT 50"
 	direct := srv.URL + sfBase + "/query?q=" + url.QueryEscape(pushed)
-	b.Run("emulator-direct", func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
-			res, err := srv.Client().Get(direct)
-			if err != nil {
-				b.Fatal(err)
-			}
-			_, _ = io.Copy(io.Discard, res.Body)
-			res.Body.Close()
-			if res.StatusCode != http.StatusOK {
-				b.Fatal(res.Status)
-			}
-		}
-	})
+	benchDirect(b, srv, direct)
 }
