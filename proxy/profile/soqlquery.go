@@ -34,12 +34,18 @@ type soqlParams struct {
 }
 
 func parseSOQLParams(m Match, rawQuery string) (*soqlParams, error) {
-	out := &soqlParams{}
-	seen := map[string]bool{}
 	params, err := splitQuery(rawQuery, "salesforce")
 	if err != nil {
 		return nil, err
 	}
+	return readSOQLParams(m, params)
+}
+
+// readSOQLParams reads a split query as route m takes it.
+func readSOQLParams(m Match, params []queryParam) (*soqlParams, error) {
+	out := &soqlParams{}
+	seen := map[string]bool{}
+	var err error
 	for _, qp := range params {
 		name, value := qp.name, qp.value
 		isCursor := name == CursorObject || name == CursorExpires || name == CursorSig
@@ -143,7 +149,7 @@ func (soqlQuery) QueryFields(rawQuery string, _ []byte) ([]QueryField, error) {
 			m = Match{Kind: KindList, Action: "list", Cursor: true}
 		}
 	}
-	q, err := parseSOQLParams(m, rawQuery)
+	q, err := readSOQLParams(m, params)
 	if err != nil {
 		return nil, fmt.Errorf("query fields: %w", err)
 	}
