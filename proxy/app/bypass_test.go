@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -135,9 +136,18 @@ func checkResponse(t *testing.T, a attack, r response) {
 	for k, vs := range r.Header {
 		all.WriteString("\n" + k + ": " + strings.Join(vs, ", "))
 	}
+	text := all.String()
+	var problem struct {
+		DecisionID string `json:"decision_id"`
+	}
+	if json.Unmarshal(r.Body, &problem) == nil && problem.DecisionID != "" {
+		// The decision id is random: a marker such as a salary may occur
+		// in it by chance, and it is crmgate's, not the CRM's.
+		text = strings.ReplaceAll(text, problem.DecisionID, "<decision-id>")
+	}
 	for _, s := range append(slices.Clip(a.leak), secretMarkers...) {
-		if strings.Contains(all.String(), s) {
-			t.Errorf("response leaks %q: %.600s", s, all.String())
+		if strings.Contains(text, s) {
+			t.Errorf("response leaks %q: %.600s", s, text)
 		}
 	}
 }
